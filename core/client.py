@@ -1,0 +1,180 @@
+"""Broker clients: :class:`BrokerClient` (blocking) and :class:`AsyncBrokerClient` (asyncio).
+
+Both speak the client side of :mod:`tubeway.core.protocol` over one DEALER socket
+and share their command methods through :class:`BrokerCalls`: on the sync client a
+method returns the reply data, on the async client it returns an awaitable.
+A failed reply raises the matching :mod:`tubeway.core.errors` class; no reply
+within ``timeout`` seconds raises :class:`~tubeway.core.errors.BrokerUnavailable`.
+"""
+import asyncio
+import itertools
+import os
+import time
+
+import zmq
+import zmq.asyncio
+
+from tubeway.core import protocol as p
+from tubeway.core.errors import BrokerUnavailable, from_wire
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class BrokerCalls:
+    """The broker's client commands, one method each (see :mod:`tubeway.core.protocol`)."""
+
+    def submit(self, jobs, timeout=None):
+        """Store normalized job specs in one transaction: ``{"ids", "created"}``."""
+        return self.call(p.SUBMIT, {"jobs": list(jobs)}, timeout)
+
+    def get(self, job_id, namespace=None):
+        """The job record with this id (``namespace``, when given, must match too)."""
+        return self.call(p.GET, {"id": job_id, "namespace": namespace})
+
+    def list_jobs(self, namespace=None, queue=None, state=None, labels=None, limit=100, cursor=None):
+        """A page of jobs, oldest first: ``{"jobs", "next_cursor"}``."""
+        body = {"namespace": namespace, "queue": queue, "state": state, "labels": labels or {},
+                "limit": limit, "cursor": cursor}
+        return self.call(p.LIST, body)
+
+    def queues(self):
+        """Every namespace and queue with job counts per state."""
+        return self.call(p.QUEUES, {})
+
+    def retry(self, job_id, namespace=None):
+        """Queue a failed or cancelled job again."""
+        return self.call(p.RETRY, {"id": job_id, "namespace": namespace})
+
+    def cancel(self, job_id, namespace=None):
+        """Cancel a job that has not ended."""
+        return self.call(p.CANCEL, {"id": job_id, "namespace": namespace})
+
+    def delete(self, job_id, namespace=None):
+        """Cancel (if needed) and remove a job; returns it as it was."""
+        return self.call(p.DELETE, {"id": job_id, "namespace": namespace})
+
+    def take(self, namespace, queues=None, lease=None, block=0.0):
+        """Lease the next external job of ``namespace`` (waiting up to ``block`` s), or None."""
+        body = {"namespace": namespace, "queues": queues, "lease": lease, "block": block}
+        return self.call(p.TAKE, body, timeout=block + self.timeout)
+
+    def update(self, job_id, state, result=None, error=None, lease=None, namespace=None):
+        """Report on a taken job: ``done``/``failed`` end it, ``running`` extends its lease."""
+        body = {"id": job_id, "state": state, "result": result, "error": error, "lease": lease,
+                "namespace": namespace}
+        return self.call(p.UPDATE, body)
+
+    def wait(self, job_id, timeout, namespace=None):
+        """The job once it has ended, or as it is after ``timeout`` seconds."""
+        body = {"id": job_id, "timeout": timeout, "namespace": namespace}
+        return self.call(p.WAIT, body, timeout=timeout + self.timeout)
+
+    def health(self, timeout=None):
+        """``{"workers": n, "kinds": [...]}`` from the broker."""
+        return self.call(p.HEALTH, {}, timeout)
+
+    def metrics(self):
+        """The broker's metrics in the Prometheus text format."""
+        return self.call(p.METRICS, {})
+
+
+def _new_socket(context, endpoint):
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(endpoint)
+    return socket
+
+
+def _request_ids():
+    prefix = os.getpid().to_bytes(4, "big")
+    return (prefix + n.to_bytes(8, "big") for n in itertools.count(1))
+
+
+def _unwrap(reply):
+    if reply.get("ok"):
+        return reply.get("data")
+    raise from_wire(reply.get("error") or {})
+
+
+class BrokerClient(BrokerCalls):
+    """A blocking broker client for one thread (CLI, tests, benchmarks)."""
+
+    def __init__(self, endpoint, timeout=DEFAULT_TIMEOUT, context=None):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._context = context or zmq.Context.instance()
+        self._socket = _new_socket(self._context, endpoint)
+        self._ids = _request_ids()
+
+    def call(self, command, body, timeout=None):
+        """Send one command and block for its reply."""
+        request_id = next(self._ids)
+        self._socket.send_multipart([p.CLIENT, command, request_id, p.pack(body)])
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._socket.poll(remaining * 1000):
+                self._reconnect()
+                raise BrokerUnavailable(f"no reply from the broker at {self.endpoint}")
+            frames = self._socket.recv_multipart()
+            if len(frames) == 4 and frames[2] == request_id:
+                return _unwrap(p.unpack(frames[3]))
+
+    def _reconnect(self):
+        # A fresh socket drops replies to requests we gave up on.
+        self._socket.close(0)
+        self._socket = _new_socket(self._context, self.endpoint)
+
+    def close(self):
+        """Close the socket."""
+        self._socket.close(0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class AsyncBrokerClient(BrokerCalls):
+    """An asyncio broker client: many concurrent requests over one socket, matched by id."""
+
+    def __init__(self, endpoint, timeout=DEFAULT_TIMEOUT, context=None):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._context = context or zmq.asyncio.Context.instance()
+        self._socket = _new_socket(self._context, endpoint)
+        self._ids = _request_ids()
+        self._pending = {}
+        self._reader = None
+
+    async def call(self, command, body, timeout=None):
+        """Send one command and await its reply."""
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.ensure_future(self._read_replies())
+        request_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self._socket.send_multipart([p.CLIENT, command, request_id, p.pack(body)])
+            reply = await asyncio.wait_for(future, timeout or self.timeout)
+        except asyncio.TimeoutError:
+            raise BrokerUnavailable(f"no reply from the broker at {self.endpoint}") from None
+        finally:
+            self._pending.pop(request_id, None)
+        return _unwrap(reply)
+
+    async def _read_replies(self):
+        while True:
+            frames = await self._socket.recv_multipart()
+            if len(frames) != 4:
+                continue
+            future = self._pending.get(frames[2])
+            if future is not None and not future.done():
+                future.set_result(p.unpack(frames[3]))
+
+    def close(self):
+        """Stop reading and close the socket."""
+        if self._reader is not None:
+            self._reader.cancel()
+        self._socket.close(0)

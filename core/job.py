@@ -1,0 +1,181 @@
+"""The one job model every dialect maps onto: states, submission specs, backoff.
+
+A job travels as a plain dict (msgpack on the wire, JSON in storage). A *spec* is
+what a client submits; :func:`normalize_spec` checks it and fills defaults. A
+*record* is what the broker returns: the spec plus state, attempts, result,
+error, progress, logs and timestamps (epoch seconds, floats).
+"""
+import enum
+import math
+import random
+import time
+
+from tubeway.core.errors import UnknownKind, ValidationError
+
+
+class State(str, enum.Enum):
+    """Where a job is in its life; the native API uses these words."""
+
+    DELAYED = "delayed"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self):
+        """True for states a job never leaves on its own."""
+        return self in ENDED
+
+
+ENDED = frozenset({State.DONE, State.FAILED, State.CANCELLED})
+STATES = [s.value for s in State]
+
+DEFAULT_NAMESPACE = "default"
+DEFAULT_QUEUE = "default"
+BACKOFF_TYPES = ("fixed", "linear", "exponential")
+MAX_NAME = 200
+MAX_PRIORITY = 2**31 - 1
+
+#: The fields a native submission may carry.
+SPEC_FIELDS = (
+    "namespace", "queue", "kind", "payload", "priority", "delay", "run_at", "attempts",
+    "backoff", "timeout", "result_ttl", "callback_url", "unique_key", "labels", "parent",
+)
+
+
+def _name(spec, field, default):
+    value = spec.get(field, default)
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME:
+        raise ValidationError(f"'{field}' must be a non-empty string of at most {MAX_NAME} characters", field)
+    return value
+
+
+def _number(spec, field, default=None, minimum=0, integer=False, maximum=None):
+    value = spec.get(field, default)
+    if value is None:
+        return None
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        raise ValidationError(f"'{field}' must be {'an integer' if integer else 'a number'}", field)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ValidationError(f"'{field}' must be {bound}", field)
+    return value
+
+
+def normalize_backoff(value, field="backoff"):
+    """Check a backoff: a number of seconds (fixed) or ``{type, delay, max_delay?, jitter?}``."""
+    if value is None:
+        return {"type": "exponential", "delay": 1.0, "max_delay": 3600.0, "jitter": False}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = {"type": "fixed", "delay": value}
+    if not isinstance(value, dict):
+        raise ValidationError(f"'{field}' must be a number or an object", field)
+    unknown = set(value) - {"type", "delay", "max_delay", "jitter"}
+    if unknown:
+        raise ValidationError(f"'{field}' has unknown field(s): {', '.join(sorted(unknown))}", field)
+    kind = value.get("type", "exponential")
+    if kind not in BACKOFF_TYPES:
+        raise ValidationError(f"'{field}.type' must be one of {', '.join(BACKOFF_TYPES)}", field)
+    delay = _number(value, "delay", 1.0)
+    max_delay = _number(value, "max_delay", 3600.0)
+    jitter = value.get("jitter", False)
+    if not isinstance(jitter, bool):
+        raise ValidationError(f"'{field}.jitter' must be a boolean", field)
+    return {"type": kind, "delay": float(delay), "max_delay": float(max_delay), "jitter": jitter}
+
+
+def backoff_delay(backoff, attempts_made, rng=random.random):
+    """Seconds to wait before the next attempt, after ``attempts_made`` attempts (>= 1).
+
+    Jitter only ever lengthens the delay: the computed delay is a lower bound.
+    """
+    backoff = backoff or normalize_backoff(None)
+    base = backoff["delay"]
+    if backoff["type"] == "linear":
+        delay = base * attempts_made
+    elif backoff["type"] == "exponential":
+        delay = base * 2 ** min(attempts_made - 1, 62)
+    else:
+        delay = base
+    delay = min(delay, max(backoff.get("max_delay", delay), base))
+    if backoff.get("jitter"):
+        delay += delay * 0.5 * rng()
+    return delay
+
+
+def _labels(spec):
+    labels = spec.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise ValidationError("'labels' must be an object of string values", "labels")
+    for key, value in labels.items():
+        if not key or len(key) > MAX_NAME or not isinstance(value, str) or len(value) > 1000:
+            raise ValidationError("'labels' must map non-empty keys to strings", "labels")
+    return labels
+
+
+def normalize_spec(spec, now=None, known_kinds=None):
+    """Check a submitted job and return the normalized spec the broker stores.
+
+    Raises :class:`ValidationError` naming the field. ``known_kinds``, when given,
+    is the set of kinds some plugin runs.
+    """
+    if not isinstance(spec, dict):
+        raise ValidationError("a job must be a JSON object", None)
+    unknown = set(spec) - set(SPEC_FIELDS)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise ValidationError(f"unknown field '{field}'", field)
+    now = time.time() if now is None else now
+    kind = _name(spec, "kind", None)
+    if known_kinds is not None and kind not in known_kinds:
+        raise UnknownKind(f"no installed plugin runs jobs of kind '{kind}'", "kind")
+    delay = _number(spec, "delay")
+    run_at = _number(spec, "run_at")
+    if delay is not None:
+        run_at = now + delay
+    callback = spec.get("callback_url")
+    if callback is not None and (not isinstance(callback, str) or not callback.startswith(("http://", "https://"))):
+        raise ValidationError("'callback_url' must be an http(s) URL", "callback_url")
+    unique_key = spec.get("unique_key")
+    if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_NAME):
+        raise ValidationError("'unique_key' must be a non-empty string", "unique_key")
+    parent = spec.get("parent")
+    if parent is not None and not isinstance(parent, str):
+        raise ValidationError("'parent' must be a job id", "parent")
+    return {
+        "namespace": _name(spec, "namespace", DEFAULT_NAMESPACE),
+        "queue": _name(spec, "queue", DEFAULT_QUEUE),
+        "kind": kind,
+        "payload": spec.get("payload"),
+        "priority": _number(spec, "priority", 0, minimum=-MAX_PRIORITY, maximum=MAX_PRIORITY, integer=True),
+        "run_at": run_at if run_at is not None and run_at > now else None,
+        "max_attempts": _number(spec, "attempts", 1, minimum=1, maximum=10000, integer=True),
+        "backoff": normalize_backoff(spec.get("backoff")),
+        "timeout": _number(spec, "timeout"),
+        "result_ttl": _number(spec, "result_ttl"),
+        "callback_url": callback,
+        "unique_key": unique_key,
+        "labels": _labels(spec),
+        "parent": parent,
+    }
+
+
+def callback_body(job):
+    """The JSON a job's callback URL receives when it ends.
+
+    It is the Accepted jobs API's view of the job (``id``, ``queue``, ``status``,
+    ``priority``, ``params``, ``result``) plus ``error`` and ``namespace``.
+    """
+    return {
+        "id": job["id"],
+        "namespace": job["namespace"],
+        "queue": job["queue"],
+        "status": job["state"],
+        "priority": job["priority"],
+        "params": job["payload"],
+        "result": job.get("result"),
+        "error": job.get("error"),
+    }

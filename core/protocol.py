@@ -1,0 +1,72 @@
+"""The ZeroMQ wire protocol between the broker and its peers.
+
+The broker binds one ROUTER socket. Peers connect DEALER sockets and start every
+message with a header frame naming who they are and the protocol version:
+
+* clients (HTTP front ends, CLI, benchmarks): ``[CLIENT, command, request_id, body]``;
+  the broker answers ``[CLIENT, REPLY, request_id, body]`` with body
+  ``{"ok": true, "data": ...}`` or ``{"ok": false, "error": {"code", "message", ...}}``.
+* workers: ``[WORKER, command, body]`` both ways; there is no request id.
+
+Bodies are msgpack maps. Heartbeats go both ways on the same socket every
+``heartbeat_seconds``; a peer silent for ``worker_liveness_seconds`` is lost.
+"""
+import msgpack
+
+#: Header frames (name + protocol version).
+CLIENT = b"TWC1"
+WORKER = b"TWW1"
+HEADERS = (CLIENT, WORKER)
+
+# Client -> broker commands (each answered by one REPLY). Commands naming a job by
+# "id" also take an optional "namespace": when given, a job of another namespace is
+# reported not found, so one dialect never sees another's jobs.
+SUBMIT = b"SUBMIT"      # {"jobs": [spec]} -> {"ids": [id], "created": [bool]}
+GET = b"GET"            # {"id"} -> job
+LIST = b"LIST"          # {"namespace", "queue", "state", "labels", "limit", "cursor"} -> {"jobs", "next_cursor"}
+QUEUES = b"QUEUES"      # {} -> {"queues": [{"namespace", "queue", "counts": {state: n}}]}
+RETRY = b"RETRY"        # {"id"} -> job (failed or cancelled jobs only)
+CANCEL = b"CANCEL"      # {"id"} -> job (jobs not yet ended only)
+DELETE = b"DELETE"      # {"id"} -> job as it was before removal
+TAKE = b"TAKE"          # {"namespace", "queues", "lease", "block"} -> job or None
+UPDATE = b"UPDATE"      # {"id", "state", "result", "error", "lease"} -> job
+WAIT = b"WAIT"          # {"id", "timeout"} -> job once ended, or as it is at the timeout
+HEALTH = b"HEALTH"      # {} -> {"workers": n, "kinds": [kind]}
+METRICS = b"METRICS"    # {} -> {"text": Prometheus exposition}
+REPLY = b"REPLY"
+
+CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, DELETE, TAKE, UPDATE, WAIT, HEALTH, METRICS})
+
+# Worker <-> broker commands.
+READY = b"READY"            # w->b {"kinds", "queues", "credit", "pid", "host"}
+HEARTBEAT = b"HEARTBEAT"    # both ways, {}
+JOBS = b"JOBS"              # b->w {"jobs": [job]}
+RESULTS = b"RESULTS"        # w->b {"results": [result]}; each frees one credit
+DISCONNECT = b"DISCONNECT"  # both ways, {}: forget me / register again
+
+WORKER_COMMANDS = frozenset({READY, HEARTBEAT, RESULTS, DISCONNECT})
+
+#: Keys of one result a worker sends back.
+RESULT_KEYS = ("id", "attempt", "state", "result", "error", "retry", "logs", "progress")
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def pack(body):
+    """Encode a message body."""
+    return _packer.pack(body)
+
+
+def unpack(frame):
+    """Decode a message body."""
+    return msgpack.unpackb(frame, raw=False, strict_map_key=False)
+
+
+def ok(data=None):
+    """A successful reply body."""
+    return {"ok": True, "data": data}
+
+
+def failure(error):
+    """A failed reply body from a :class:`~tubeway.core.errors.TubewayError`."""
+    return {"ok": False, "error": error.to_wire()}
