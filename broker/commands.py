@@ -1,0 +1,202 @@
+"""Client commands: one method per command of :mod:`tubeway.core.protocol`.
+
+Each handler gets the request body and returns the reply data, raises a
+:class:`~tubeway.core.errors.TubewayError`, or returns :data:`PARKED` when the
+request waits (long-poll) and will be answered later.
+"""
+from tubeway.core import protocol as p
+from tubeway.core.errors import JobConflict, JobNotFound, ValidationError
+from tubeway.core.job import STATES, normalize_spec
+from tubeway.broker.lifecycle import HTTP_TAKER, public
+
+PARKED = object()
+MAX_WAIT = 3600.0
+MAX_LIST = 1000
+EXTERNAL = "external"
+
+
+def _number(body, key, default, maximum=MAX_WAIT):
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValidationError(f"'{key}' must be a non-negative number", key)
+    return min(float(value), maximum)
+
+
+class ClientCommands:
+    """Handlers of client requests, bound to the broker's lifecycle and caches."""
+
+    def __init__(self, lifecycle, registry, metrics, waiters, clock):
+        self.jobs = lifecycle
+        self.store = lifecycle.store
+        self.registry = registry
+        self.metrics = metrics
+        self.waiters = waiters
+        self.clock = clock
+        self.handlers = {
+            p.SUBMIT: self.submit, p.GET: self.get, p.LIST: self.list, p.QUEUES: self.queues,
+            p.RETRY: self.retry, p.CANCEL: self.cancel, p.DELETE: self.delete, p.TAKE: self.take,
+            p.UPDATE: self.update, p.WAIT: self.wait, p.HEALTH: self.health, p.METRICS: self.render_metrics,
+        }
+
+    def record(self, body):
+        """The live record a request names (by ``id``, within ``namespace`` when given)."""
+        job_id = body.get("id")
+        record = self.store.get(job_id, now=self.clock()) if isinstance(job_id, str) else None
+        if record is None or (body.get("namespace") and record["namespace"] != body["namespace"]):
+            raise JobNotFound(f"job {job_id} not found")
+        return record
+
+    def submit(self, identity, request_id, body):
+        """Store jobs (re-checked, so a bad client cannot write a half-formed row)."""
+        jobs = body.get("jobs")
+        if not isinstance(jobs, list) or not jobs:
+            raise ValidationError("'jobs' must be a non-empty list", "jobs")
+        specs = []
+        for index, spec in enumerate(jobs):
+            try:
+                specs.append(_renormalize(spec))
+            except ValidationError as error:
+                raise ValidationError(error.message, error.field, index) from None
+        ids, created = self.jobs.submit(specs)
+        return {"ids": ids, "created": created}
+
+    def get(self, identity, request_id, body):
+        """One job."""
+        return public(self.record(body))
+
+    def list(self, identity, request_id, body):
+        """A page of jobs with a keyset cursor."""
+        state = body.get("state")
+        if state is not None and state not in STATES:
+            raise ValidationError(f"unknown state '{state}'", "state")
+        limit = body.get("limit") or 100
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+            raise ValidationError(f"'limit' must be an integer from 1 to {MAX_LIST}", "limit")
+        cursor = body.get("cursor")
+        try:
+            after = int(cursor) if cursor not in (None, "") else 0
+        except (TypeError, ValueError):
+            raise ValidationError("'cursor' is not a cursor this server gave", "cursor") from None
+        records = self.store.list(body.get("namespace"), body.get("queue"), state, body.get("labels") or {},
+                                  limit, after, now=self.clock())
+        next_cursor = str(records[-1]["seq"]) if len(records) == limit else None
+        return {"jobs": [public(r) for r in records], "next_cursor": next_cursor}
+
+    def queues(self, identity, request_id, body):
+        """Counts per state of every namespace and queue."""
+        queues = {}
+        for namespace, queue, state, count in self.store.counts():
+            entry = queues.setdefault((namespace, queue), {s: 0 for s in STATES})
+            entry[state] = count
+        return {"queues": [{"namespace": n, "queue": q, "counts": c} for (n, q), c in sorted(queues.items())]}
+
+    def retry(self, identity, request_id, body):
+        """Queue a failed or cancelled job again, with fresh attempts."""
+        record = self.record(body)
+        if record["state"] not in ("failed", "cancelled"):
+            raise JobConflict(f"job {record['id']} is {record['state']}; only failed or cancelled jobs retry")
+        now = self.clock()
+        columns = {"state": "queued", "attempts": 0, "error": None, "result": None, "run_at": None,
+                   "finished_at": None, "expires_at": None, "started_at": None, "updated_at": now}
+        self.store.update(record["seq"], **columns)
+        record.update(columns)
+        self.jobs.queued_or_delayed(record)
+        return public(record)
+
+    def cancel(self, identity, request_id, body):
+        """Cancel a job that has not ended."""
+        record = self.record(body)
+        if self.jobs.is_ended(record):
+            raise JobConflict(f"job {record['id']} already ended ({record['state']})")
+        self.jobs.finish(record, "cancelled", error="cancelled")
+        return public(record)
+
+    def delete(self, identity, request_id, body):
+        """Cancel (when not ended) and remove a job; the reply is the job as it was."""
+        record = self.record(body)
+        before = public(record)
+        if not self.jobs.is_ended(record):
+            self.jobs.release(record["id"])
+            self.jobs.dispatcher.forget(record["id"])
+            self.jobs.reply_waiters(dict(record, state="cancelled"))
+        self.store.delete(record["seq"])
+        return before
+
+    def take(self, identity, request_id, body):
+        """Lease the next external job of a namespace to an HTTP taker, or park until one comes."""
+        if not isinstance(body.get("namespace"), str):
+            raise ValidationError("'namespace' must be a string", "namespace")
+        queues = body.get("queues")
+        if queues is not None and (not isinstance(queues, list) or not all(isinstance(q, str) for q in queues)):
+            raise ValidationError("'queues' must be a list of strings", "queues")
+        _number(body, "lease", None, maximum=10**9)
+        block = _number(body, "block", 0.0)
+        record = self.try_take(body)
+        if record is not None or block <= 0:
+            return record
+        self.waiters.wait_take(identity, request_id, self.clock() + block, body)
+        return PARKED
+
+    def try_take(self, body):
+        """Lease one external job matching a take request, or None."""
+        queues = body.get("queues")
+        items = self.jobs.dispatcher.take({EXTERNAL}, body["namespace"], set(queues) if queues else None, 1)
+        if not items:
+            return None
+        lease = body.get("lease")
+        lease = float(lease) if lease is not None else float(self.jobs.settings.lease_seconds)
+        return public(self.jobs.start(items, HTTP_TAKER, lease=lease)[0])
+
+    def update(self, identity, request_id, body):
+        """An external worker reports: done/failed end the job, running extends its lease."""
+        record = self.record(body)
+        state = body.get("state")
+        if state not in ("done", "failed", "running"):
+            raise ValidationError("'status' must be one of done, failed, running", "status")
+        if self.jobs.is_ended(record):
+            raise JobConflict(f"job {record['id']} already ended ({record['state']})")
+        if state == "running":
+            return public(self._extend(record, body))
+        self.jobs.release(record["id"])
+        self.jobs.finish(record, state, result=body.get("result"), error=body.get("error"))
+        return public(record)
+
+    def _extend(self, record, body):
+        if record["state"] != "running":
+            raise JobConflict(f"job {record['id']} is {record['state']}, not running")
+        lease = _number(body, "lease", float(self.jobs.settings.lease_seconds), maximum=10**9)
+        lease_until = self.clock() + lease
+        self.store.update(record["seq"], lease_until=lease_until, updated_at=self.clock())
+        self.jobs.timers["lease"].note(lease_until)
+        record.update(lease_until=lease_until)
+        return record
+
+    def wait(self, identity, request_id, body):
+        """The job once it ended, or parked until it does or the timeout passes."""
+        record = self.record(body)
+        timeout = _number(body, "timeout", 0.0)
+        if self.jobs.is_ended(record) or timeout <= 0:
+            return public(record)
+        self.waiters.wait_result(record["id"], identity, request_id, self.clock() + timeout, body)
+        return PARKED
+
+    def health(self, identity, request_id, body):
+        """How many workers are connected and what they run."""
+        return {"workers": len(self.registry), "kinds": self.registry.kinds()}
+
+    def render_metrics(self, identity, request_id, body):
+        """The Prometheus exposition text."""
+        return {"text": self.metrics.render()}
+
+
+def _renormalize(spec):
+    """Normalize a stored-form spec again (it came over the wire from a client)."""
+    if not isinstance(spec, dict):
+        raise ValidationError("a job must be an object")
+    wire = dict(spec)
+    wire["attempts"] = wire.pop("max_attempts", wire.get("attempts", 1))
+    if wire.get("run_at") is None:
+        wire.pop("run_at", None)
+    return normalize_spec(wire)

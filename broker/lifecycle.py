@@ -1,0 +1,184 @@
+"""Job state transitions: queue, start, finish, retry, re-queue; the broker's one source of them.
+
+Every transition writes storage first and then updates the in-memory caches
+(ready windows, timers, leases), and queues what must be sent (results to
+long-poll waiters, callback jobs) on the outbox, which the reactor sends only
+after the transaction commits.
+"""
+import logging
+
+from tubeway.core import protocol as p
+from tubeway.core.job import ENDED, State, backoff_delay, callback_body, normalize_spec
+
+log = logging.getLogger(__name__)
+
+HTTP_TAKER = "http"
+CALLBACK_NAMESPACE = "_system"
+CALLBACK_QUEUE = "callbacks"
+
+
+class Lifecycle:
+    """State transitions of jobs, shared by client commands, worker results and timers."""
+
+    def __init__(self, store, dispatcher, timers, waiters, metrics, outbox, settings, clock):
+        self.store = store
+        self.dispatcher = dispatcher
+        self.timers = timers
+        self.waiters = waiters
+        self.metrics = metrics
+        self.outbox = outbox
+        self.settings = settings
+        self.clock = clock
+        self.leases = {}  # job id -> the registry Worker holding it
+
+    # -- entering the queue -----------------------------------------------------------------
+    def submit(self, specs):
+        """Store new jobs (unique keys honoured); returns ``(ids, created)``."""
+        now = self.clock()
+        ids, created, fresh = [None] * len(specs), [False] * len(specs), []
+        existing = self._existing_unique(specs)
+        for index, spec in enumerate(specs):
+            key = (spec["namespace"], spec["unique_key"])
+            if spec["unique_key"] is not None and key in existing:
+                ids[index] = existing[key]
+                continue
+            fresh.append(index)
+            if spec["unique_key"] is not None:
+                existing[key] = index
+        records = self.store.insert([specs[i] for i in fresh], now)
+        for index, record in zip(fresh, records):
+            ids[index], created[index] = record["id"], True
+        for index, spec in enumerate(specs):
+            if isinstance(ids[index], int):
+                ids[index] = ids[ids[index]]
+        for record in records:
+            self.entered(record)
+        return ids, created
+
+    def _existing_unique(self, specs):
+        keyed = {}
+        for spec in specs:
+            if spec["unique_key"] is not None:
+                keyed.setdefault(spec["namespace"], set()).add(spec["unique_key"])
+        existing = {}
+        for namespace, keys in keyed.items():
+            for key, job_id in self.store.existing_unique(namespace, keys).items():
+                existing[(namespace, key)] = job_id
+        return existing
+
+    def entered(self, record):
+        """A stored record is now queued or delayed: let the window or the delay timer know."""
+        self.metrics.enqueued(record)
+        self.queued_or_delayed(record)
+
+    def queued_or_delayed(self, record):
+        """Route a queued record to its window, a delayed one to the delay timer."""
+        if record["state"] == State.QUEUED:
+            self.dispatcher.queued(record)
+        else:
+            self.timers["delayed"].note(record["run_at"])
+
+    def release_delayed(self, now):
+        """Delayed jobs that are due become queued."""
+        records = self.timers["delayed"].take_due(now)
+        for record in records:
+            self.store.update(record["seq"], state="queued", updated_at=now)
+            record["state"] = "queued"
+            self.dispatcher.queued(record)
+
+    # -- starting ---------------------------------------------------------------------------
+    def start(self, items, worker_name, lease=None):
+        """Mark the jobs of these window keys running; returns their records."""
+        now = self.clock()
+        seqs = [item[1] for item in items]
+        lease_until = now + lease if lease is not None else None
+        self.store.start(seqs, worker_name, now, lease_until)
+        records = self.store.get_many(seqs)
+        for record in records:
+            self.metrics.dispatched(record, now)
+        if lease_until is not None:
+            self.timers["lease"].note(lease_until)
+        deadlines = {r["seq"]: now + r["timeout"] for r in records
+                     if r["timeout"] is not None and worker_name == HTTP_TAKER}
+        if deadlines:
+            self.store.set_deadlines(deadlines)
+            self.timers["deadline"].note(min(deadlines.values()))
+        return records
+
+    # -- ending -----------------------------------------------------------------------------
+    def finish(self, record, state, result=None, error=None, logs=None, progress=None):
+        """End a job (done, failed or cancelled): store it, wake waiters, fire its callback."""
+        now = self.clock()
+        ttl = record.get("result_ttl")
+        expires_at = now + ttl if ttl is not None else None
+        columns = {"state": state, "result": result, "error": error, "finished_at": now,
+                   "updated_at": now, "expires_at": expires_at, "lease_until": None, "deadline": None}
+        if logs:
+            columns["logs"] = (record.get("logs") or []) + list(logs)
+        if progress is not None:
+            columns["progress"] = progress
+        self.store.update(record["seq"], **columns)
+        record.update(columns)
+        record.pop("deadline", None)
+        self.release(record["id"])
+        self.dispatcher.forget(record["id"])
+        self.timers["expiry"].note(expires_at)
+        self.metrics.finished(record)
+        self.reply_waiters(record)
+        if record.get("callback_url") and record["namespace"] != CALLBACK_NAMESPACE:
+            self._callback(record)
+
+    def reply_waiters(self, record):
+        """Answer every long-poll parked on this job."""
+        for waiter in self.waiters.ended(record["id"]):
+            self.outbox.reply(waiter.identity, waiter.request_id, p.ok(public(record)))
+
+    def _callback(self, record):
+        spec = normalize_spec({
+            "namespace": CALLBACK_NAMESPACE, "queue": CALLBACK_QUEUE, "kind": "callback",
+            "payload": {"url": record["callback_url"], "body": callback_body(record)},
+            "attempts": int(getattr(self.settings, "callback_attempts", 5)),
+            "backoff": {"type": "exponential", "delay": 1.0, "max_delay": 60.0},
+            "labels": {"job": record["id"]},
+        })
+        self.submit([spec])
+
+    def fail_or_retry(self, record, error, retry=True, logs=None, progress=None):
+        """A failed attempt: retry after the job's backoff while attempts remain, else fail it."""
+        if not retry or record["attempts"] >= record["max_attempts"]:
+            self.finish(record, "failed", error=error, logs=logs, progress=progress)
+            return
+        now = self.clock()
+        delay = backoff_delay(record["backoff"], record["attempts"])
+        self.requeue(record, error=error, run_at=now + delay if delay > 0 else None, logs=logs)
+
+    def requeue(self, record, error=None, run_at=None, logs=None):
+        """Put a job back in the queue (or the delay queue), its lease dropped."""
+        now = self.clock()
+        state = "delayed" if run_at is not None else "queued"
+        columns = {"state": state, "run_at": run_at, "worker": None, "lease_until": None, "deadline": None,
+                   "updated_at": now}
+        if error is not None:
+            columns["error"] = error
+        if logs:
+            columns["logs"] = (record.get("logs") or []) + list(logs)
+        self.store.update(record["seq"], **columns)
+        record.update(columns)
+        record.pop("deadline", None)
+        self.release(record["id"])
+        self.queued_or_delayed(record)
+
+    def release(self, job_id):
+        """Drop a worker's lease on a job, if a worker holds it."""
+        worker = self.leases.pop(job_id, None)
+        if worker is not None:
+            worker.leases.pop(job_id, None)
+
+    def is_ended(self, record):
+        """True if the record's state is final."""
+        return record["state"] in ENDED
+
+
+def public(record):
+    """A record as clients see it (internal columns dropped)."""
+    return {k: v for k, v in record.items() if k not in ("seq", "deadline")}

@@ -1,0 +1,83 @@
+"""Connected workers: what each serves, its credit, its leases and its liveness.
+
+Workers announce themselves with READY (kinds, queues, credit). Each holds at most
+``credit`` jobs at once; a result frees one. A worker silent for the liveness
+period is lost: the reactor takes its leases back (see ``Broker.lose_worker``).
+"""
+import time
+
+
+class Worker:
+    """One connected worker process, known by its ROUTER identity."""
+
+    def __init__(self, identity, kinds, queues, credit, info, now):
+        self.identity = identity
+        self.name = identity.hex()
+        self.kinds = frozenset(kinds)
+        self.queues = frozenset(queues) if queues else None
+        self.credit = max(1, int(credit))
+        self.info = info
+        self.leases = {}
+        self.last_seen = now
+        self.next_heartbeat = now
+
+    @property
+    def room(self):
+        """How many more jobs this worker may hold."""
+        return self.credit - len(self.leases)
+
+
+class Registry:
+    """All live workers, with heartbeat bookkeeping."""
+
+    def __init__(self, liveness, heartbeat, clock=time.monotonic):
+        self.liveness = liveness
+        self.heartbeat = heartbeat
+        self.clock = clock
+        self.workers = {}
+
+    def __len__(self):
+        return len(self.workers)
+
+    def add(self, identity, body):
+        """Register (or re-register) a worker from its READY body."""
+        worker = Worker(identity, body.get("kinds") or (), body.get("queues"), body.get("credit", 1),
+                        {"pid": body.get("pid"), "host": body.get("host")}, self.clock())
+        self.workers[identity] = worker
+        return worker
+
+    def get(self, identity):
+        """The worker with this identity, or None."""
+        return self.workers.get(identity)
+
+    def seen(self, identity):
+        """Note a message from a worker; returns it, or None if unknown."""
+        worker = self.workers.get(identity)
+        if worker is not None:
+            worker.last_seen = self.clock()
+        return worker
+
+    def remove(self, identity):
+        """Forget a worker; returns it (with its leases) or None."""
+        return self.workers.pop(identity, None)
+
+    def lost(self):
+        """Workers silent for longer than the liveness period."""
+        limit = self.clock() - self.liveness
+        return [w for w in self.workers.values() if w.last_seen < limit]
+
+    def heartbeat_due(self):
+        """Workers due a heartbeat from the broker; their next one is scheduled."""
+        now = self.clock()
+        due = [w for w in self.workers.values() if w.next_heartbeat <= now]
+        for worker in due:
+            worker.next_heartbeat = now + self.heartbeat
+        return due
+
+    def with_room(self):
+        """Workers that may take more jobs."""
+        return [w for w in self.workers.values() if w.room > 0]
+
+    def kinds(self):
+        """Every job kind some worker serves."""
+        return sorted(set().union(*(w.kinds for w in self.workers.values()))) if self.workers else []

@@ -1,0 +1,122 @@
+"""Peewee models of the broker's storage, and opening the database a URL names.
+
+The database is injected through :data:`database` (a :class:`peewee.DatabaseProxy`)
+so the same models serve SQLite and PostgreSQL. JSON columns hold orjson text.
+Partial indexes cover each due-time column only for the rows that can fire, so
+every timer finds its next due row from an index, never a scan.
+"""
+import os
+from urllib.parse import unquote, urlparse
+
+import peewee as pw
+
+from tubeway.core.errors import ConfigError
+
+database = pw.DatabaseProxy()
+
+
+class BaseModel(pw.Model):
+    """Base of every storage model: bound to the injected database."""
+
+    class Meta:
+        database = database
+
+
+class Job(BaseModel):
+    """One job: the native record, with JSON columns for payload, result and friends."""
+
+    seq = pw.BigAutoField()
+    id = pw.CharField(max_length=36, unique=True)
+    namespace = pw.CharField(max_length=200)
+    queue = pw.CharField(max_length=200)
+    kind = pw.CharField(max_length=200)
+    state = pw.CharField(max_length=16)
+    priority = pw.IntegerField()
+    payload = pw.TextField(null=True)
+    run_at = pw.DoubleField(null=True)
+    attempts = pw.IntegerField(default=0)
+    max_attempts = pw.IntegerField(default=1)
+    backoff = pw.TextField(null=True)
+    timeout = pw.DoubleField(null=True)
+    result_ttl = pw.DoubleField(null=True)
+    callback_url = pw.TextField(null=True)
+    unique_key = pw.CharField(max_length=200, null=True)
+    labels = pw.TextField(null=True)
+    parent = pw.CharField(max_length=36, null=True)
+    result = pw.TextField(null=True)
+    error = pw.TextField(null=True)
+    progress = pw.TextField(null=True)
+    logs = pw.TextField(null=True)
+    worker = pw.CharField(max_length=64, null=True)
+    lease_until = pw.DoubleField(null=True)
+    deadline = pw.DoubleField(null=True)
+    created_at = pw.DoubleField()
+    started_at = pw.DoubleField(null=True)
+    finished_at = pw.DoubleField(null=True)
+    updated_at = pw.DoubleField()
+    expires_at = pw.DoubleField(null=True)
+
+    class Meta:
+        table_name = "tubeway_job"
+
+
+class JobLabel(BaseModel):
+    """One label of a job, for filtering lists by ``key:value``."""
+
+    job = pw.BigIntegerField()
+    key = pw.CharField(max_length=200)
+    value = pw.CharField(max_length=1000)
+
+    class Meta:
+        table_name = "tubeway_job_label"
+        primary_key = pw.CompositeKey("job", "key")
+        indexes = ((("key", "value", "job"), False),)
+
+
+def _add_indexes():
+    running = Job.state == "running"
+    Job.add_index(Job.index(Job.state, Job.namespace, Job.queue, Job.kind, Job.priority, Job.seq, name="job_ready"))
+    Job.add_index(Job.index(Job.namespace, Job.queue, Job.seq, name="job_by_queue"))
+    Job.add_index(Job.index(Job.namespace, Job.unique_key, unique=True, name="job_unique_key")
+                  .where(Job.unique_key.is_null(False)))
+    Job.add_index(Job.index(Job.run_at, name="job_delayed").where(Job.state == "delayed"))
+    Job.add_index(Job.index(Job.lease_until, name="job_lease").where(running & Job.lease_until.is_null(False)))
+    Job.add_index(Job.index(Job.deadline, name="job_deadline").where(running & Job.deadline.is_null(False)))
+    Job.add_index(Job.index(Job.worker, name="job_worker").where(running & Job.worker.is_null(False)))
+    Job.add_index(Job.index(Job.expires_at, name="job_expiry").where(Job.expires_at.is_null(False)))
+    Job.add_index(Job.index(Job.parent, name="job_parent").where(Job.parent.is_null(False)))
+
+
+_add_indexes()
+MODELS = (Job, JobLabel)
+
+
+def open_database(url, synchronous="FULL"):
+    """Open (and create the tables of) the database a URL names: ``sqlite:///path`` or ``postgresql://...``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:] if parsed.path.startswith("//") else parsed.path)
+        path = path or ":memory:"
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        db = pw.SqliteDatabase(path, pragmas={
+            "journal_mode": "wal", "synchronous": synchronous, "cache_size": -64000,
+            "foreign_keys": 0, "busy_timeout": 5000,
+        })
+    elif parsed.scheme in ("postgres", "postgresql"):
+        db = pw.PostgresqlDatabase(
+            unquote(parsed.path.lstrip("/")) or "postgres", user=unquote(parsed.username or "") or None,
+            password=unquote(parsed.password or "") or None, host=parsed.hostname, port=parsed.port or 5432,
+            autorollback=True,
+        )
+    else:
+        raise ConfigError(f"db: unsupported database URL '{url}' (use sqlite:///PATH or postgresql://...)")
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    db.create_tables(MODELS, safe=True)
+    return db
+
+
+def is_postgres(db):
+    """True when the database is PostgreSQL (claims use ``FOR UPDATE SKIP LOCKED`` there)."""
+    return isinstance(db, pw.PostgresqlDatabase)

@@ -1,0 +1,202 @@
+"""Every query the broker runs: the storage contract, one documented method each.
+
+Only this module and :mod:`models` touch SQL. Methods take and return native job
+records (dicts with decoded JSON) or the short ``(priority, seq, id)`` keys the
+dispatcher keeps in memory. The reactor wraps each batch of calls in
+:meth:`Store.atomic`, so a batch commits (one fsync) before any reply leaves.
+"""
+import uuid
+
+import orjson
+import peewee as pw
+
+from tubeway.broker.store.models import Job, JobLabel, is_postgres
+
+JSON_COLUMNS = ("payload", "backoff", "labels", "result", "progress", "logs")
+INSERT_CHUNK = 200
+
+
+def _dumps(value):
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _loads(text):
+    return None if text is None else orjson.loads(text)
+
+
+def to_record(row):
+    """A row (dict of columns) as the native job record."""
+    record = dict(row)
+    for column in JSON_COLUMNS:
+        record[column] = _loads(record[column])
+    record["labels"] = record["labels"] or {}
+    record["logs"] = record["logs"] or []
+    record.pop("deadline", None)
+    return record
+
+
+def ready_key(record):
+    """The dispatcher's key of a record: ``(priority, seq, id)``, lower first."""
+    return (record["priority"], record["seq"], record["id"])
+
+
+class Store:
+    """The broker's storage: jobs and labels, in SQLite or PostgreSQL through Peewee."""
+
+    def __init__(self, db):
+        self.db = db
+        self.postgres = is_postgres(db)
+
+    def atomic(self):
+        """A transaction (or a savepoint when one is open)."""
+        return self.db.atomic()
+
+    # -- submission -------------------------------------------------------------------
+    def existing_unique(self, namespace, keys):
+        """Ids of live jobs holding these unique keys in ``namespace``: ``{key: id}``."""
+        query = (Job.select(Job.unique_key, Job.id)
+                 .where((Job.namespace == namespace) & Job.unique_key.in_(list(keys))))
+        return {row.unique_key: row.id for row in query}
+
+    def insert(self, specs, now):
+        """Store new jobs from normalized specs; returns their records (with ``seq``)."""
+        records = [self._new_record(spec, now) for spec in specs]
+        rows = [{c: (_dumps(r[c]) if c in JSON_COLUMNS else r[c]) for c in r} for r in records]
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start:start + INSERT_CHUNK]
+            seqs = self._insert_rows(chunk)
+            for record, seq in zip(records[start:start + INSERT_CHUNK], seqs):
+                record["seq"] = seq
+        labels = [{"job": r["seq"], "key": k, "value": v} for r in records for k, v in r["labels"].items()]
+        if labels:
+            JobLabel.insert_many(labels).execute()
+        return records
+
+    def _insert_rows(self, rows):
+        if self.postgres:
+            return [row[0] for row in Job.insert_many(rows).returning(Job.seq).tuples().execute()]
+        ids = [row["id"] for row in rows]
+        Job.insert_many(rows).execute()
+        seq_by_id = dict(Job.select(Job.id, Job.seq).where(Job.id.in_(ids)).tuples())
+        return [seq_by_id[i] for i in ids]
+
+    @staticmethod
+    def _new_record(spec, now):
+        delayed = spec["run_at"] is not None
+        return {
+            "id": str(uuid.uuid4()), "namespace": spec["namespace"], "queue": spec["queue"],
+            "kind": spec["kind"], "state": "delayed" if delayed else "queued", "priority": spec["priority"],
+            "payload": spec["payload"], "run_at": spec["run_at"], "attempts": 0,
+            "max_attempts": spec["max_attempts"], "backoff": spec["backoff"], "timeout": spec["timeout"],
+            "result_ttl": spec["result_ttl"], "callback_url": spec["callback_url"],
+            "unique_key": spec["unique_key"], "labels": spec["labels"], "parent": spec["parent"],
+            "result": None, "error": None, "progress": None, "logs": [], "worker": None,
+            "lease_until": None, "deadline": None, "created_at": now, "started_at": None,
+            "finished_at": None, "updated_at": now, "expires_at": None,
+        }
+
+    # -- reads --------------------------------------------------------------------------
+    def get(self, job_id, now=None):
+        """The record of a job by id, or None (also when its result TTL has passed)."""
+        row = Job.select().where(Job.id == job_id).dicts().first()
+        if row is None or (now is not None and row["expires_at"] is not None and row["expires_at"] <= now):
+            return None
+        return to_record(row)
+
+    def get_many(self, seqs):
+        """Records by ``seq``, in the order asked."""
+        rows = {row["seq"]: row for row in Job.select().where(Job.seq.in_(list(seqs))).dicts()}
+        return [to_record(rows[s]) for s in seqs if s in rows]
+
+    def list(self, namespace=None, queue=None, state=None, labels=None, limit=100, after=0, now=None):
+        """A page of records oldest first, after ``seq`` ``after``, filtered; unexpired only."""
+        query = Job.select().where(Job.seq > after)
+        for column, value in ((Job.namespace, namespace), (Job.queue, queue), (Job.state, state)):
+            if value is not None:
+                query = query.where(column == value)
+        for key, value in (labels or {}).items():
+            match = JobLabel.select(JobLabel.job).where((JobLabel.key == key) & (JobLabel.value == value))
+            query = query.where(Job.seq.in_(match))
+        if now is not None:
+            query = query.where(Job.expires_at.is_null() | (Job.expires_at > now))
+        return [to_record(row) for row in query.order_by(Job.seq).limit(limit).dicts()]
+
+    def counts(self):
+        """Job counts per namespace, queue and state: ``[(namespace, queue, state, n)]``."""
+        query = (Job.select(Job.namespace, Job.queue, Job.state, pw.fn.COUNT(Job.seq))
+                 .group_by(Job.namespace, Job.queue, Job.state).tuples())
+        return list(query)
+
+    def ready_queues(self):
+        """``(namespace, queue, kind)`` of every queue holding queued jobs."""
+        query = (Job.select(Job.namespace, Job.queue, Job.kind).where(Job.state == "queued")
+                 .group_by(Job.namespace, Job.queue, Job.kind).tuples())
+        return list(query)
+
+    def ready_after(self, namespace, queue, kind, after, limit):
+        """Keys of queued jobs of one queue and kind ordered by priority then age, past ``after``."""
+        query = (Job.select(Job.priority, Job.seq, Job.id)
+                 .where((Job.state == "queued") & (Job.namespace == namespace) & (Job.queue == queue)
+                        & (Job.kind == kind))
+                 .order_by(Job.priority, Job.seq).limit(limit))
+        if after is not None:
+            query = query.where(pw.Tuple(Job.priority, Job.seq) > pw.Tuple(after[0], after[1]))
+        return list(query.tuples())
+
+    # -- state changes ------------------------------------------------------------------
+    def update(self, seq, **columns):
+        """Set columns of one job (JSON columns encoded here)."""
+        values = {k: (_dumps(v) if k in JSON_COLUMNS else v) for k, v in columns.items()}
+        Job.update(values).where(Job.seq == seq).execute()
+
+    def start(self, seqs, worker, now, lease_until=None):
+        """Mark queued jobs running for ``worker``: one attempt more each."""
+        (Job.update(state="running", worker=worker, attempts=Job.attempts + 1, started_at=now,
+                    updated_at=now, lease_until=lease_until, run_at=None)
+         .where(Job.seq.in_(list(seqs))).execute())
+
+    def set_deadlines(self, deadlines):
+        """Set the timeout deadline of running jobs: ``{seq: deadline}``."""
+        for seq, deadline in deadlines.items():
+            Job.update(deadline=deadline).where(Job.seq == seq).execute()
+
+    def delete(self, seq):
+        """Remove one job and its labels."""
+        JobLabel.delete().where(JobLabel.job == seq).execute()
+        Job.delete().where(Job.seq == seq).execute()
+
+    # -- timers -------------------------------------------------------------------------
+    def next_due(self, timer):
+        """The earliest due time of a timer (``delayed``, ``lease``, ``deadline``, ``expiry``), or None."""
+        column, condition = self._timer(timer)
+        return Job.select(pw.fn.MIN(column)).where(condition).scalar()
+
+    def due(self, timer, now, limit=1000):
+        """Records whose ``timer`` is due at ``now``, earliest first."""
+        column, condition = self._timer(timer)
+        query = Job.select().where(condition & (column <= now)).order_by(column).limit(limit)
+        return [to_record(row) | {"deadline": row["deadline"]} for row in query.dicts()]
+
+    @staticmethod
+    def _timer(timer):
+        running = Job.state == "running"
+        return {
+            "delayed": (Job.run_at, Job.state == "delayed"),
+            "lease": (Job.lease_until, running & Job.lease_until.is_null(False)),
+            "deadline": (Job.deadline, running & Job.deadline.is_null(False)),
+            "expiry": (Job.expires_at, Job.expires_at.is_null(False)),
+        }[timer]
+
+    def purge_expired(self, now, limit=1000):
+        """Delete up to ``limit`` jobs whose result TTL has passed; returns how many."""
+        seqs = [s for (s,) in Job.select(Job.seq).where(Job.expires_at.is_null(False) & (Job.expires_at <= now))
+                .order_by(Job.expires_at).limit(limit).tuples()]
+        if seqs:
+            JobLabel.delete().where(JobLabel.job.in_(seqs)).execute()
+            Job.delete().where(Job.seq.in_(seqs)).execute()
+        return len(seqs)
+
+    def running_on_workers(self):
+        """Records of jobs leased to worker processes (not to HTTP takers)."""
+        query = Job.select().where((Job.state == "running") & Job.worker.is_null(False) & (Job.worker != "http"))
+        return [to_record(row) for row in query.dicts()]

@@ -1,0 +1,108 @@
+"""The broker's side of the worker protocol: READY, HEARTBEAT, RESULTS, DISCONNECT, and dispatch."""
+import logging
+
+from tubeway.core import protocol as p
+
+log = logging.getLogger("tubeway.broker")
+
+
+class WorkerLink:
+    """Handles worker messages and hands ready jobs to workers with credit."""
+
+    def __init__(self, lifecycle, registry, outbox, clock):
+        self.jobs = lifecycle
+        self.registry = registry
+        self.outbox = outbox
+        self.clock = clock
+
+    def handle(self, identity, command, raw):
+        """One message from a worker."""
+        try:
+            body = p.unpack(raw) if raw else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            log.warning("worker %s sent a malformed %r", identity.hex(), command)
+            return
+        if command == p.READY:
+            self._ready(identity, body)
+            return
+        worker = self.registry.seen(identity)
+        if worker is None:
+            if command != p.DISCONNECT:
+                self.outbox.to_worker(identity, p.DISCONNECT)
+            return
+        if command == p.RESULTS:
+            self._results(worker, body.get("results") or [])
+        elif command == p.DISCONNECT:
+            self.lose(worker, "worker disconnected")
+
+    def _ready(self, identity, body):
+        old = self.registry.remove(identity)
+        if old is not None:
+            self._take_back(old, "worker registered again")
+        worker = self.registry.add(identity, body)
+        log.info("worker %s connected (pid %s on %s; kinds %s; credit %d)", worker.name,
+                 worker.info["pid"], worker.info["host"], ",".join(sorted(worker.kinds)), worker.credit)
+
+    def _results(self, worker, results):
+        for result in results:
+            if not isinstance(result, dict):
+                continue
+            record = worker.leases.get(result.get("id"))
+            if record is None or record["attempts"] != result.get("attempt"):
+                continue  # a lease this worker no longer holds: the job went elsewhere
+            with self.jobs.store.atomic():
+                self._apply(record, result)
+
+    def _apply(self, record, result):
+        logs, progress = result.get("logs"), result.get("progress")
+        if result.get("state") == "done":
+            self.jobs.finish(record, "done", result=result.get("result"), logs=logs, progress=progress)
+        else:
+            retry = result.get("retry") is not False
+            self.jobs.fail_or_retry(record, result.get("error") or "failed", retry, logs, progress)
+
+    def lose(self, worker, reason):
+        """A worker is gone: forget it and take its leases back."""
+        self.registry.remove(worker.identity)
+        self._take_back(worker, reason)
+
+    def _take_back(self, worker, reason):
+        if worker.leases:
+            log.warning("worker %s lost (%s); %d jobs go back", worker.name, reason, len(worker.leases))
+        for record in list(worker.leases.values()):
+            self.jobs.fail_or_retry(record, f"worker lost: {reason}")
+
+    def check_liveness(self):
+        """Lose workers that stopped heartbeating or whose socket is gone."""
+        for identity in self.outbox.unreachable:
+            worker = self.registry.get(identity)
+            if worker is not None:
+                self.lose(worker, "unreachable")
+        self.outbox.unreachable.clear()
+        for worker in self.registry.lost():
+            self.lose(worker, f"silent for {self.registry.liveness:g} s")
+
+    def dispatch(self):
+        """Hand ready jobs to every worker with room, best first."""
+        for worker in self.registry.with_room():
+            items = self.jobs.dispatcher.take(worker.kinds, None, worker.queues, worker.room)
+            if not items:
+                continue
+            records = self.jobs.start(items, worker.name)
+            for record in records:
+                worker.leases[record["id"]] = record
+                self.jobs.leases[record["id"]] = worker
+            self.outbox.to_worker(worker.identity, p.JOBS, {"jobs": [_for_worker(r) for r in records]})
+
+    def heartbeat(self):
+        """Send heartbeats that are due (right after the outbox flushed)."""
+        for worker in self.registry.heartbeat_due():
+            self.outbox.to_worker(worker.identity, p.HEARTBEAT)
+        self.outbox.flush()
+
+
+def _for_worker(record):
+    return {k: v for k, v in record.items() if k not in ("seq", "deadline")}
+
