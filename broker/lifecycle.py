@@ -92,8 +92,7 @@ class Lifecycle:
         now = self.clock()
         seqs = [item[1] for item in items]
         lease_until = now + lease if lease is not None else None
-        self.store.start(seqs, worker_name, now, lease_until)
-        records = self.store.get_many(seqs)
+        records = self.store.start(seqs, worker_name, now, lease_until)
         for record in records:
             self.metrics.dispatched(record, now)
         if lease_until is not None:

@@ -35,20 +35,29 @@ class BrokerMetrics:
                                   buckets=LATENCY_BUCKETS, registry=self.registry)
         self._workers = Gauge("tubeway_workers_connected", "Worker processes connected", registry=self.registry)
         self._workers.set_function(registry_size)
+        self._children = {}
+
+    def _child(self, counter, *labels):
+        # labels() costs microseconds per call; jobs come by the thousand.
+        key = (id(counter), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
 
     def enqueued(self, record):
         """A job was stored."""
-        self._enqueued.labels(record["namespace"], record["queue"]).inc()
+        self._child(self._enqueued, record["namespace"], record["queue"]).inc()
 
     def dispatched(self, record, now):
         """A job was handed out ``now``; observe how long it waited since ready."""
-        self._dispatched.labels(record["namespace"], record["queue"]).inc()
+        self._child(self._dispatched, record["namespace"], record["queue"]).inc()
         ready_at = max(record["created_at"], record.get("run_at") or 0.0)
         self._latency.observe(max(0.0, now - ready_at))
 
     def finished(self, record):
         """A job ended."""
-        self._finished.labels(record["namespace"], record["queue"], record["state"]).inc()
+        self._child(self._finished, record["namespace"], record["queue"], record["state"]).inc()
 
     def render(self):
         """Everything in the Prometheus text exposition format."""

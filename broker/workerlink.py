@@ -46,13 +46,13 @@ class WorkerLink:
                  worker.info["pid"], worker.info["host"], ",".join(sorted(worker.kinds)), worker.credit)
 
     def _results(self, worker, results):
-        for result in results:
-            if not isinstance(result, dict):
-                continue
-            record = worker.leases.get(result.get("id"))
-            if record is None or record["attempts"] != result.get("attempt"):
-                continue  # a lease this worker no longer holds: the job went elsewhere
-            with self.jobs.store.atomic():
+        with self.jobs.store.atomic():
+            for result in results:
+                if not isinstance(result, dict):
+                    continue
+                record = worker.leases.get(result.get("id"))
+                if record is None or record["attempts"] != result.get("attempt"):
+                    continue  # a lease this worker no longer holds: the job went elsewhere
                 self._apply(record, result)
 
     def _apply(self, record, result):

@@ -5,6 +5,7 @@ records (dicts with decoded JSON) or the short ``(priority, seq, id)`` keys the
 dispatcher keeps in memory. The reactor wraps each batch of calls in
 :meth:`Store.atomic`, so a batch commits (one fsync) before any reply leaves.
 """
+import itertools
 import uuid
 
 import orjson
@@ -12,8 +13,8 @@ import peewee as pw
 
 from tubeway.broker.store.models import Job, JobLabel, is_postgres
 
+RECENT_LIMIT = 50000
 JSON_COLUMNS = ("payload", "backoff", "labels", "result", "progress", "logs")
-INSERT_CHUNK = 200
 
 
 def _dumps(value):
@@ -40,12 +41,45 @@ def ready_key(record):
     return (record["priority"], record["seq"], record["id"])
 
 
+COLUMNS = tuple(Job._meta.sorted_field_names)
+TABLE = Job._meta.table_name
+
+
 class Store:
-    """The broker's storage: jobs and labels, in SQLite or PostgreSQL through Peewee."""
+    """The broker's storage: jobs and labels, in SQLite or PostgreSQL through Peewee.
+
+    The hot paths (insert, update by ``seq``, read by ``seq``) run SQL compiled once per
+    shape, since building a Peewee query per job costs more than running it. The broker
+    is the only writer, so it numbers new jobs (``seq``) itself.
+    """
 
     def __init__(self, db):
         self.db = db
         self.postgres = is_postgres(db)
+        self.param = db.param
+        self._update_sql = {}
+        self._recent = {}  # seq -> record of jobs inserted lately and not changed since
+        self._last_seq = Job.select(pw.fn.MAX(Job.seq)).scalar() or 0
+        self._insert_sql = self._compile_insert()
+        self._select_head = f"SELECT {', '.join(self._quote(c) for c in COLUMNS)} FROM {self._quote(TABLE)}"
+
+    @staticmethod
+    def _quote(name):
+        return f'"{name}"'  # both SQLite and PostgreSQL quote identifiers with double quotes
+
+    def _compile_insert(self):
+        columns = ", ".join(self._quote(c) for c in COLUMNS)
+        values = ", ".join([self.param] * len(COLUMNS))
+        return f"INSERT INTO {self._quote(TABLE)} ({columns}) VALUES ({values})"
+
+    def _execute_many(self, sql, rows):
+        cursor = self.db.cursor()
+        if self.postgres:
+            from psycopg2.extras import execute_batch
+
+            execute_batch(cursor, sql, rows, page_size=500)
+        else:
+            cursor.executemany(sql, rows)
 
     def atomic(self):
         """A transaction (or a savepoint when one is open)."""
@@ -61,24 +95,26 @@ class Store:
     def insert(self, specs, now):
         """Store new jobs from normalized specs; returns their records (with ``seq``)."""
         records = [self._new_record(spec, now) for spec in specs]
-        rows = [{c: (_dumps(r[c]) if c in JSON_COLUMNS else r[c]) for c in r} for r in records]
-        for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start:start + INSERT_CHUNK]
-            seqs = self._insert_rows(chunk)
-            for record, seq in zip(records[start:start + INSERT_CHUNK], seqs):
-                record["seq"] = seq
+        for record in records:
+            self._last_seq += 1
+            record["seq"] = self._last_seq
+        rows = [tuple(_dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS) for r in records]
+        self._execute_many(self._insert_sql, rows)
+        self._remember(records)
         labels = [{"job": r["seq"], "key": k, "value": v} for r in records for k, v in r["labels"].items()]
         if labels:
             JobLabel.insert_many(labels).execute()
         return records
 
-    def _insert_rows(self, rows):
-        if self.postgres:
-            return [row[0] for row in Job.insert_many(rows).returning(Job.seq).tuples().execute()]
-        ids = [row["id"] for row in rows]
-        Job.insert_many(rows).execute()
-        seq_by_id = dict(Job.select(Job.id, Job.seq).where(Job.id.in_(ids)).tuples())
-        return [seq_by_id[i] for i in ids]
+    def _remember(self, records):
+        # Most jobs are dispatched soon after they are stored: keeping their records
+        # saves reading them back. Bounded; dict order is insertion order.
+        for record in records:
+            self._recent[record["seq"]] = record
+        excess = len(self._recent) - RECENT_LIMIT
+        if excess > 0:
+            for seq in list(itertools.islice(self._recent, excess)):
+                del self._recent[seq]
 
     @staticmethod
     def _new_record(spec, now):
@@ -105,7 +141,14 @@ class Store:
 
     def get_many(self, seqs):
         """Records by ``seq``, in the order asked."""
-        rows = {row["seq"]: row for row in Job.select().where(Job.seq.in_(list(seqs))).dicts()}
+        seqs = list(seqs)
+        rows = {}
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start:start + 500]
+            sql = f"{self._select_head} WHERE {self._quote('seq')} IN ({', '.join([self.param] * len(chunk))})"
+            for values in self.db.execute_sql(sql, chunk).fetchall():
+                row = dict(zip(COLUMNS, values))
+                rows[row["seq"]] = row
         return [to_record(rows[s]) for s in seqs if s in rows]
 
     def list(self, namespace=None, queue=None, state=None, labels=None, limit=100, after=0, now=None):
@@ -146,14 +189,36 @@ class Store:
     # -- state changes ------------------------------------------------------------------
     def update(self, seq, **columns):
         """Set columns of one job (JSON columns encoded here)."""
-        values = {k: (_dumps(v) if k in JSON_COLUMNS else v) for k, v in columns.items()}
-        Job.update(values).where(Job.seq == seq).execute()
+        names = tuple(columns)
+        sql = self._update_sql.get(names)
+        if sql is None:
+            assignments = ", ".join(f"{self._quote(n)} = {self.param}" for n in names)
+            sql = self._update_sql[names] = \
+                f"UPDATE {self._quote(TABLE)} SET {assignments} WHERE {self._quote('seq')} = {self.param}"
+        values = [_dumps(v) if k in JSON_COLUMNS else v for k, v in columns.items()]
+        values.append(seq)
+        self._recent.pop(seq, None)
+        self.db.execute_sql(sql, values)
 
     def start(self, seqs, worker, now, lease_until=None):
-        """Mark queued jobs running for ``worker``: one attempt more each."""
-        (Job.update(state="running", worker=worker, attempts=Job.attempts + 1, started_at=now,
-                    updated_at=now, lease_until=lease_until, run_at=None)
-         .where(Job.seq.in_(list(seqs))).execute())
+        """Mark queued jobs running for ``worker`` (one attempt more each); returns their records."""
+        seqs = list(seqs)
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start:start + 500]
+            sql = (f"UPDATE {self._quote(TABLE)} SET state = 'running', worker = {self.param}, "
+                   f"attempts = attempts + 1, started_at = {self.param}, updated_at = {self.param}, "
+                   f"lease_until = {self.param} WHERE seq IN ({', '.join([self.param] * len(chunk))})")
+            self.db.execute_sql(sql, [worker, now, now, lease_until, *chunk])
+        records, missing = [], []
+        for seq in seqs:
+            record = self._recent.pop(seq, None)
+            if record is None:
+                missing.append(seq)
+                continue
+            record.update(state="running", worker=worker, attempts=record["attempts"] + 1, started_at=now,
+                          updated_at=now, lease_until=lease_until)
+            records.append(record)
+        return records + self.get_many(missing)
 
     def set_deadlines(self, deadlines):
         """Set the timeout deadline of running jobs: ``{seq: deadline}``."""
@@ -162,6 +227,7 @@ class Store:
 
     def delete(self, seq):
         """Remove one job and its labels."""
+        self._recent.pop(seq, None)
         JobLabel.delete().where(JobLabel.job == seq).execute()
         Job.delete().where(Job.seq == seq).execute()
 

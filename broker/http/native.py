@@ -1,0 +1,104 @@
+"""The native API under ``/api/v1``: submit, list, read, retry and cancel jobs.
+
+Jobs are sent in the job model's own words (:data:`tubeway.core.job.SPEC_FIELDS`)
+and read back as full records. Errors are ``{"error": message, ...details}``.
+"""
+from tubeway.broker.http.base import ApiError, BaseHandler, parse_count, routes_with_slash
+from tubeway.core.errors import ValidationError
+from tubeway.core.job import STATES, normalize_spec
+
+#: Most jobs one request may submit (the body size limit applies as well).
+MAX_BATCH = 10000
+MAX_LIST = 1000
+DEFAULT_LIST = 100
+
+
+def normalize_jobs(items, plugins, settings, batch):
+    """Normalize and plugin-check each submitted job; 400 naming the first bad one."""
+    kinds = set(plugins.kinds())
+    specs = []
+    for index, item in enumerate(items):
+        try:
+            spec = normalize_spec(item, known_kinds=kinds)
+            plugins.validate_job(spec, settings)
+        except ValidationError as exc:
+            where = {"index": index} if batch else {}
+            raise ApiError(400, exc.message, **where, field=exc.field) from None
+        specs.append(spec)
+    return specs
+
+
+def parse_labels(values):
+    """``["key:value", ...]`` from repeated ``label`` parameters as a dict (400 if malformed)."""
+    labels = {}
+    for text in values:
+        key, colon, value = text.partition(":")
+        if not colon or not key:
+            raise ApiError(400, f"label filter '{text}' must be KEY:VALUE", field="label")
+        if labels.get(key, value) != value:
+            raise ApiError(400, f"label '{key}' is given twice with different values", field="label")
+        labels[key] = value
+    return labels
+
+
+class JobsHandler(BaseHandler):
+    """``POST /api/v1/jobs`` submits one job or an array; ``GET`` lists them."""
+
+    async def post(self):
+        body = self.json_body()
+        batch = isinstance(body, list)
+        items = body if batch else [body]
+        if not items:
+            raise ApiError(400, "the array of jobs is empty", field=None)
+        if len(items) > MAX_BATCH:
+            raise ApiError(400, f"at most {MAX_BATCH} jobs per request", field=None)
+        specs = normalize_jobs(items, self.plugins, self.config, batch)
+        ids = (await self.broker.submit(specs))["ids"]
+        self.reply({"ids": ids} if batch else {"id": ids[0]}, 201)
+
+    async def get(self):
+        state = self.get_query_argument("state", None)
+        if state is not None and state not in STATES:
+            raise ApiError(400, f"state must be one of {', '.join(STATES)}", field="state")
+        limit = self.get_query_argument("limit", None)
+        page = await self.broker.list_jobs(
+            namespace=self.get_query_argument("namespace", None) or None,
+            queue=self.get_query_argument("queue", None) or None,
+            state=state,
+            labels=parse_labels(self.get_query_arguments("label")),
+            limit=DEFAULT_LIST if limit is None else parse_count(limit, "limit", MAX_LIST, minimum=1),
+            cursor=self.get_query_argument("cursor", None) or None,
+        )
+        self.reply({"jobs": page["jobs"], "next_cursor": page.get("next_cursor")})
+
+
+class JobHandler(BaseHandler):
+    """``GET /api/v1/jobs/<id>``: the full job record."""
+
+    async def get(self, job_id):
+        self.reply(await self.broker.get(self.job_id(job_id)))
+
+
+class JobActionHandler(BaseHandler):
+    """``POST /api/v1/jobs/<id>/retry`` and ``.../cancel``: the job after the change."""
+
+    async def post(self, job_id, action):
+        call = self.broker.retry if action == "retry" else self.broker.cancel
+        self.reply(await call(self.job_id(job_id)))
+
+
+class QueuesHandler(BaseHandler):
+    """``GET /api/v1/queues``: every namespace and queue with counts per state."""
+
+    async def get(self):
+        self.reply(await self.broker.queues())
+
+
+def routes():
+    """The native API's Tornado rules."""
+    return routes_with_slash([
+        (r"/api/v1/jobs", JobsHandler),
+        (r"/api/v1/jobs/([^/]+)", JobHandler),
+        (r"/api/v1/jobs/([^/]+)/(retry|cancel)", JobActionHandler),
+        (r"/api/v1/queues", QueuesHandler),
+    ])
