@@ -6,7 +6,7 @@ Partial indexes cover each due-time column only for the rows that can fire, so
 every timer finds its next due row from an index, never a scan.
 """
 import os
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import peewee as pw
 
@@ -104,10 +104,14 @@ def open_database(url, synchronous="FULL"):
             "foreign_keys": 0, "busy_timeout": 5000,
         })
     elif parsed.scheme in ("postgres", "postgresql"):
+        extra = {}
+        search_path = parse_qs(parsed.query).get("search_path")
+        if search_path:  # e.g. ?search_path=tubeway keeps Tubeway's tables in their own schema
+            extra["options"] = f"-c search_path={search_path[0]}"
         db = pw.PostgresqlDatabase(
             unquote(parsed.path.lstrip("/")) or "postgres", user=unquote(parsed.username or "") or None,
             password=unquote(parsed.password or "") or None, host=parsed.hostname, port=parsed.port or 5432,
-            autorollback=True,
+            **extra,
         )
     else:
         raise ConfigError(f"db: unsupported database URL '{url}' (use sqlite:///PATH or postgresql://...)")

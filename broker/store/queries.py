@@ -5,6 +5,7 @@ records (dicts with decoded JSON) or the short ``(priority, seq, id)`` keys the
 dispatcher keeps in memory. The reactor wraps each batch of calls in
 :meth:`Store.atomic`, so a batch commits (one fsync) before any reply leaves.
 """
+import contextlib
 import itertools
 import uuid
 
@@ -58,6 +59,7 @@ class Store:
         self.postgres = is_postgres(db)
         self.param = db.param
         self._update_sql = {}
+        self._pending = []  # (sql, values) of updates not yet sent, see flush()
         self._recent = {}  # seq -> record of jobs inserted lately and not changed since
         self._last_seq = Job.select(pw.fn.MAX(Job.seq)).scalar() or 0
         self._insert_sql = self._compile_insert()
@@ -81,9 +83,23 @@ class Store:
         else:
             cursor.executemany(sql, rows)
 
+    @contextlib.contextmanager
     def atomic(self):
-        """A transaction (or a savepoint when one is open)."""
-        return self.db.atomic()
+        """A transaction (or a savepoint when one is open); pending updates are written inside it."""
+        self.flush()
+        with self.db.atomic():
+            try:
+                yield
+                self.flush()
+            except BaseException:
+                self._pending.clear()
+                raise
+
+    def flush(self):
+        """Write the pending single-row updates, in order, runs of one shape per executemany."""
+        pending, self._pending = self._pending, []
+        for sql, run in itertools.groupby(pending, key=lambda item: item[0]):
+            self._execute_many(sql, [values for _, values in run])
 
     # -- submission -------------------------------------------------------------------
     def existing_unique(self, namespace, keys):
@@ -188,7 +204,7 @@ class Store:
 
     # -- state changes ------------------------------------------------------------------
     def update(self, seq, **columns):
-        """Set columns of one job (JSON columns encoded here)."""
+        """Set columns of one job (JSON columns encoded here); written at the next flush or read."""
         names = tuple(columns)
         sql = self._update_sql.get(names)
         if sql is None:
@@ -198,7 +214,7 @@ class Store:
         values = [_dumps(v) if k in JSON_COLUMNS else v for k, v in columns.items()]
         values.append(seq)
         self._recent.pop(seq, None)
-        self.db.execute_sql(sql, values)
+        self._pending.append((sql, values))
 
     def start(self, seqs, worker, now, lease_until=None):
         """Mark queued jobs running for ``worker`` (one attempt more each); returns their records."""
@@ -264,5 +280,20 @@ class Store:
 
     def running_on_workers(self):
         """Records of jobs leased to worker processes (not to HTTP takers)."""
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
+        self.flush()
         query = Job.select().where((Job.state == "running") & Job.worker.is_null(False) & (Job.worker != "http"))
         return [to_record(row) for row in query.dicts()]
