@@ -1,0 +1,92 @@
+"""Helpers for broker tests over real sockets: a broker thread and a scripted worker."""
+import socket
+import threading
+import time
+
+import zmq
+
+from tubeway.broker.reactor import Broker
+from tubeway.broker.store.models import open_database
+from tubeway.core import protocol as p
+from tubeway.core.settings import load_settings
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def poll_until(predicate, timeout=10.0, interval=0.02):
+    """Call ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+class BrokerThread:
+    """A real broker on a free TCP port, run in a thread of the test process."""
+
+    def __init__(self, db_url, **overrides):
+        values = {"broker": f"tcp://127.0.0.1:{free_port()}", "db": db_url, "heartbeat_seconds": 0.2,
+                  "worker_liveness_seconds": 1.0, "lease_seconds": 300}
+        values.update(overrides)
+        self.settings = load_settings(values, env={})
+        self.endpoint = self.settings.broker
+        self.db = None
+        self.broker = None
+        self.thread = None
+
+    def start(self):
+        self.db = open_database(self.settings.database_url)
+        self.broker = Broker(self.settings, self.db)
+        self.recovered = self.broker.recover()
+        self.broker.bind(self.endpoint)
+        self.thread = threading.Thread(target=self.broker.run, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.broker.stop()
+        self.thread.join(5)
+        self.broker.socket.close(0)
+        self.db.close()
+
+
+class ScriptedWorker:
+    """A worker speaking the protocol by hand, so tests choose exactly what it answers."""
+
+    def __init__(self, endpoint, kinds=("echo",), credit=10):
+        self.socket = zmq.Context.instance().socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self.send(p.READY, {"kinds": list(kinds), "credit": credit, "pid": 0, "host": "test"})
+
+    def send(self, command, body):
+        self.socket.send_multipart([p.WORKER, command, p.pack(body)])
+
+    def jobs(self, count=1, timeout=5.0):
+        """Receive until ``count`` jobs arrived (answering heartbeats)."""
+        got, deadline = [], time.monotonic() + timeout
+        while len(got) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.socket.poll(remaining * 1000):
+                raise AssertionError(f"got {len(got)} jobs of {count}")
+            frames = self.socket.recv_multipart()
+            if frames[1] == p.JOBS:
+                got.extend(p.unpack(frames[2])["jobs"])
+            elif frames[1] == p.HEARTBEAT:
+                self.send(p.HEARTBEAT, {})
+        return got
+
+    def finish(self, job, state="done", result=None, error=None, retry=None):
+        self.send(p.RESULTS, {"results": [{"id": job["id"], "attempt": job["attempts"], "state": state,
+                                           "result": result, "error": error, "retry": retry}]})
+
+    def close(self):
+        self.socket.close(0)
