@@ -1,0 +1,27 @@
+# Tubeway: `make run` starts a server on http://127.0.0.1:8080, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+# Reinstall only when the packaging changes; the editable install picks up code changes by itself.
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/tubeway up
+
+test: install
+	$(VENV)/bin/pytest
+
+bench: install
+	$(VENV)/bin/python -m tests.perf
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .coverage .coverage.*
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

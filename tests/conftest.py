@@ -1,0 +1,39 @@
+"""Shared test helpers: the markers and a ``free_port`` fixture.
+
+Markers (also declared in pyproject.toml): ``acceptance``, ``integration``,
+``postgres``, ``perf`` (deselected by default; ``make bench`` runs the benchmarks).
+"""
+import socket
+
+import pytest
+
+MARKERS = {
+    "acceptance": "real Tubeway processes driven over HTTP (slower)",
+    "integration": "broker and workers in-process over real sockets",
+    "postgres": "needs a PostgreSQL server (skipped when none answers)",
+    "perf": "benchmarks against peer job servers (run with `make bench`)",
+}
+
+_handed_out = set()
+
+
+def pytest_configure(config):
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+
+
+def find_free_port(host="127.0.0.1"):
+    """A TCP port free on ``host`` now, never one handed out before in this test session."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+
+
+@pytest.fixture
+def free_port():
+    """A function returning a distinct free port on 127.0.0.1 each call: ``port = free_port()``."""
+    return find_free_port
