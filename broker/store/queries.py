@@ -200,6 +200,8 @@ class Store:
                  .order_by(Job.priority, Job.seq).limit(limit))
         if after is not None:
             query = query.where(pw.Tuple(Job.priority, Job.seq) > pw.Tuple(after[0], after[1]))
+        if self.postgres:  # a claim: rows another broker's transaction holds are skipped, not waited on
+            query = query.for_update(skip_locked=True)
         return list(query.tuples())
 
     # -- state changes ------------------------------------------------------------------
