@@ -95,7 +95,8 @@ def open_database(url, synchronous="FULL"):
     """Open (and create the tables of) the database a URL names: ``sqlite:///path`` or ``postgresql://...``."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        path = unquote(parsed.path[1:] if parsed.path.startswith("//") else parsed.path)
+        # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy and Peewee write them
+        path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
         path = path or ":memory:"
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
