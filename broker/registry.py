@@ -12,11 +12,12 @@ class Worker:
 
     def __init__(self, identity, kinds, queues, credit, info, now):
         self.identity = identity
-        self.name = identity.hex()
+        self.info = info
+        # Stored as the job's ``worker``: says where a job runs, and is unique per connection.
+        self.name = f"{info.get('host') or '?'}/{info.get('pid') or 0}/{identity.hex()[-8:]}"[-64:]
         self.kinds = frozenset(kinds)
         self.queues = frozenset(queues) if queues else None
         self.credit = max(1, int(credit))
-        self.info = info
         self.leases = {}
         self.last_seen = now
         self.next_heartbeat = now

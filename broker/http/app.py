@@ -14,9 +14,12 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from tubeway.broker.http.auth import check_exposure, configured_tokens
-from tubeway.broker.http.base import DEFAULT_MAX_BODY, DRAIN_BYTES, NotFoundHandler, routes_with_slash
+from tubeway.broker.http.base import (
+    DEFAULT_MAX_BODY, DRAIN_BYTES, BaseHandler, NotFoundHandler, routes_with_slash,
+)
 from tubeway.core.client import AsyncBrokerClient
 from tubeway.core.errors import ConfigError
+from tubeway.core.settings import split_host_port
 
 log = logging.getLogger("tubeway.http")
 
@@ -61,8 +64,16 @@ def collect_routes(settings, plugins):
         module = _dialect_module(name)
         if module is not None:
             rules.extend(module.routes())
-    if plugins is not None:
-        rules.extend(routes_with_slash(plugins.http_routes(settings) or []))
+    return rules + (_plugin_routes(settings, plugins) if plugins is not None else [])
+
+
+def _plugin_routes(settings, plugins):
+    rules = routes_with_slash(plugins.http_routes(settings) or [])
+    for rule in rules:
+        pattern, handler = rule[:2] if isinstance(rule, (tuple, list)) else (rule, getattr(rule, "target", None))
+        if isinstance(handler, type) and not issubclass(handler, BaseHandler):
+            log.warning("plugin route %s: %s does not subclass %s.base.BaseHandler, so it has "
+                        "no authentication and no body limit", pattern, handler.__name__, PACKAGE)
     return rules
 
 
@@ -81,12 +92,10 @@ def server_options(settings):
 
 def parse_address(value):
     """``"HOST:PORT"`` (``[v6]:PORT`` too) as ``(host, port)``; ConfigError naming ``http`` if bad."""
-    host, colon, port = (value or "").rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not colon or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"http: expected HOST:PORT, got {value!r}", setting="http")
-    return host, int(port)
+    try:
+        return split_host_port(value or "")
+    except ValueError as exc:
+        raise ConfigError(f"http: {exc}", setting="http") from None
 
 
 def _setup_logging(settings):
@@ -126,7 +135,7 @@ async def _serve(settings, plugins, host, port, facts):
         loop.add_signal_handler(signum, stop.set)
     plugins.startup("http", settings)
     try:
-        sockets = bind_sockets(port, host or None, reuse_port=True)
+        sockets = bind_sockets(port, host, reuse_port=True)
         server.add_sockets(sockets)
         facts([("listening", _url(sock.getsockname())) for sock in sockets]
               + [("broker", settings.broker), ("plugins", ", ".join(plugins.names()) or "none")])

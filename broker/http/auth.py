@@ -7,9 +7,9 @@ import base64
 import binascii
 import hmac
 import inspect
-import ipaddress
 
 from tubeway.core.errors import ConfigError
+from tubeway.core.settings import is_loopback
 
 
 def configured_tokens(settings):
@@ -67,16 +67,6 @@ async def authorize(handler):
         return True
     token = presented_token(handler.request.headers.get("Authorization"))
     return token is not None and token_matches(token, app.tokens)
-
-
-def is_loopback(host):
-    """True for a host name or address that only this machine can reach."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(host, settings):

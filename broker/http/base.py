@@ -161,7 +161,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def json_body(self, required=True):
         """The body parsed as JSON; an empty body is None unless ``required`` (then 400)."""
         raw = self.body_bytes()
-        if not raw.strip():
+        if not raw or raw.isspace():
             if required:
                 raise ApiError(400, "the request body must be JSON")
             return None
