@@ -81,7 +81,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     The body is streamed in so that its size is checked as it arrives; auth runs
     in :meth:`prepare`. A refused request (401, 413) is answered once its body has
-    been read and discarded, so that every client sees the answer.
+    been read and discarded, so that every client sees the answer. A subclass that
+    overrides :meth:`prepare` or :meth:`data_received` must call the base method.
     """
 
     #: Methods answered without authentication (``GET`` of ``/healthz``).
