@@ -60,12 +60,15 @@ class Cluster:
             timeout = 30
             terminate_on_interrupt = True
             popen_kwargs = {"cwd": cwd}
+            env = process_env
+
+            @property
+            def args(self):
+                return args
 
             def startup_check(self):
                 return check()
 
-        Starter.args = args
-        Starter.env = process_env
         self.xprocess.ensure(name, Starter)
         self.names.append(name)
         return name

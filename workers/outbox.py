@@ -1,0 +1,57 @@
+"""Results on their way from job threads to a worker's socket loop.
+
+Job threads may not touch the ZeroMQ socket, so they append results to an
+:class:`Outbox`. The first result after the loop last looked writes one byte to a
+pipe that the loop polls next to its socket; the loop then takes every result
+waiting and sends them in one RESULTS message, so results batch up under load.
+"""
+import collections
+import os
+import threading
+
+
+class Outbox:
+    """Results from job threads waiting for the socket loop, which a pipe wakes when the first arrives."""
+
+    def __init__(self):
+        self._items = collections.deque()
+        self._lock = threading.Lock()
+        self._signalled = False
+        self.read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self._write_fd, False)
+
+    def put(self, result):
+        """Add a result (any thread)."""
+        self._items.append(result)
+        with self._lock:
+            if self._signalled:
+                return
+            self._signalled = True
+        self.poke()
+
+    def poke(self):
+        """Wake the socket loop; safe in a signal handler."""
+        try:
+            os.write(self._write_fd, b"!")
+        except OSError:
+            pass  # the pipe is full: the loop is due to wake anyway
+
+    def take(self):
+        """Every result waiting (socket loop only)."""
+        try:
+            while os.read(self.read_fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            self._signalled = False
+        items = []
+        while self._items:
+            items.append(self._items.popleft())
+        return items
+
+    def close(self):
+        """Close the pipe."""
+        os.close(self.read_fd)
+        os.close(self._write_fd)
