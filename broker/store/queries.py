@@ -6,6 +6,7 @@ dispatcher keeps in memory. The reactor wraps each batch of calls in
 :meth:`Store.atomic`, so a batch commits (one fsync) before any reply leaves.
 """
 import contextlib
+import functools
 import itertools
 import uuid
 
@@ -16,6 +17,16 @@ from tubeway.broker.store.models import Job, JobLabel, is_postgres
 
 RECENT_LIMIT = 50000
 JSON_COLUMNS = ("payload", "backoff", "labels", "result", "progress", "logs")
+
+
+def _after_flush(method):
+    """Decorate a Store method so pending updates are written before it runs."""
+    @functools.wraps(method)
+    def flushed(self, *args, **kwargs):
+        if self._pending:
+            self.flush()
+        return method(self, *args, **kwargs)
+    return flushed
 
 
 def _dumps(value):
@@ -102,12 +113,14 @@ class Store:
             self._execute_many(sql, [values for _, values in run])
 
     # -- submission -------------------------------------------------------------------
+    @_after_flush
     def existing_unique(self, namespace, keys):
         """Ids of live jobs holding these unique keys in ``namespace``: ``{key: id}``."""
         query = (Job.select(Job.unique_key, Job.id)
                  .where((Job.namespace == namespace) & Job.unique_key.in_(list(keys))))
         return {row.unique_key: row.id for row in query}
 
+    @_after_flush
     def insert(self, specs, now):
         """Store new jobs from normalized specs; returns their records (with ``seq``)."""
         records = [self._new_record(spec, now) for spec in specs]
@@ -148,6 +161,7 @@ class Store:
         }
 
     # -- reads --------------------------------------------------------------------------
+    @_after_flush
     def get(self, job_id, now=None):
         """The record of a job by id, or None (also when its result TTL has passed)."""
         row = Job.select().where(Job.id == job_id).dicts().first()
@@ -155,6 +169,7 @@ class Store:
             return None
         return to_record(row)
 
+    @_after_flush
     def get_many(self, seqs):
         """Records by ``seq``, in the order asked."""
         seqs = list(seqs)
@@ -167,6 +182,7 @@ class Store:
                 rows[row["seq"]] = row
         return [to_record(rows[s]) for s in seqs if s in rows]
 
+    @_after_flush
     def list(self, namespace=None, queue=None, state=None, labels=None, limit=100, after=0, now=None):
         """A page of records oldest first, after ``seq`` ``after``, filtered; unexpired only."""
         query = Job.select().where(Job.seq > after)
@@ -180,18 +196,21 @@ class Store:
             query = query.where(Job.expires_at.is_null() | (Job.expires_at > now))
         return [to_record(row) for row in query.order_by(Job.seq).limit(limit).dicts()]
 
+    @_after_flush
     def counts(self):
         """Job counts per namespace, queue and state: ``[(namespace, queue, state, n)]``."""
         query = (Job.select(Job.namespace, Job.queue, Job.state, pw.fn.COUNT(Job.seq))
                  .group_by(Job.namespace, Job.queue, Job.state).tuples())
         return list(query)
 
+    @_after_flush
     def ready_queues(self):
         """``(namespace, queue, kind)`` of every queue holding queued jobs."""
         query = (Job.select(Job.namespace, Job.queue, Job.kind).where(Job.state == "queued")
                  .group_by(Job.namespace, Job.queue, Job.kind).tuples())
         return list(query)
 
+    @_after_flush
     def ready_after(self, namespace, queue, kind, after, limit):
         """Keys of queued jobs of one queue and kind ordered by priority then age, past ``after``."""
         query = (Job.select(Job.priority, Job.seq, Job.id)
@@ -218,6 +237,7 @@ class Store:
         self._recent.pop(seq, None)
         self._pending.append((sql, values))
 
+    @_after_flush
     def start(self, seqs, worker, now, lease_until=None):
         """Mark queued jobs running for ``worker`` (one attempt more each); returns their records."""
         seqs = list(seqs)
@@ -238,11 +258,13 @@ class Store:
             records.append(record)
         return records + self.get_many(missing)
 
+    @_after_flush
     def set_deadlines(self, deadlines):
         """Set the timeout deadline of running jobs: ``{seq: deadline}``."""
         for seq, deadline in deadlines.items():
             Job.update(deadline=deadline).where(Job.seq == seq).execute()
 
+    @_after_flush
     def delete(self, seq):
         """Remove one job and its labels."""
         self._recent.pop(seq, None)
@@ -250,11 +272,13 @@ class Store:
         Job.delete().where(Job.seq == seq).execute()
 
     # -- timers -------------------------------------------------------------------------
+    @_after_flush
     def next_due(self, timer):
         """The earliest due time of a timer (``delayed``, ``lease``, ``deadline``, ``expiry``), or None."""
         column, condition = self._timer(timer)
         return Job.select(pw.fn.MIN(column)).where(condition).scalar()
 
+    @_after_flush
     def due(self, timer, now, limit=1000):
         """Records whose ``timer`` is due at ``now``, earliest first."""
         column, condition = self._timer(timer)
@@ -271,6 +295,7 @@ class Store:
             "expiry": (Job.expires_at, Job.expires_at.is_null(False)),
         }[timer]
 
+    @_after_flush
     def purge_expired(self, now, limit=1000):
         """Delete up to ``limit`` jobs whose result TTL has passed; returns how many."""
         seqs = [s for (s,) in Job.select(Job.seq).where(Job.expires_at.is_null(False) & (Job.expires_at <= now))
@@ -280,22 +305,8 @@ class Store:
             Job.delete().where(Job.seq.in_(seqs)).execute()
         return len(seqs)
 
+    @_after_flush
     def running_on_workers(self):
         """Records of jobs leased to worker processes (not to HTTP takers)."""
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
-        self.flush()
         query = Job.select().where((Job.state == "running") & Job.worker.is_null(False) & (Job.worker != "http"))
         return [to_record(row) for row in query.dicts()]

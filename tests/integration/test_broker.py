@@ -60,10 +60,11 @@ def test_failed_attempts_are_retried_until_attempts_run_out(running, client):
 def test_a_silent_worker_loses_its_jobs_to_another(running, client):
     silent = ScriptedWorker(running.endpoint)
     [job_id] = client.submit([job(attempts=2, backoff=0)])["ids"]
-    silent.jobs()
+    silent_worker = silent.jobs()[0]["worker"]
     other = ScriptedWorker(running.endpoint)
     again = other.jobs(timeout=5)[0]
     assert again["id"] == job_id and again["attempts"] == 2
+    assert client.get(job_id)["worker"] == again["worker"] != silent_worker
     other.finish(again, result="ok")
     poll_until(lambda: state_of(client, job_id) == "done")
     silent.close()

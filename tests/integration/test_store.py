@@ -130,3 +130,11 @@ def test_delete_removes_job_and_labels(store):
         store.delete(record["seq"])
     assert store.get(record["id"]) is None
     assert store.list(labels={"a": "b"}) == []
+
+
+def test_pending_updates_are_written_before_a_later_statement(store):
+    [record] = insert(store, spec())
+    with store.atomic():
+        store.update(record["seq"], state="queued", worker=None)
+        store.start([record["seq"]], "w2", NOW)
+    assert store.get(record["id"])["worker"] == "w2"
