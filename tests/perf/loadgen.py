@@ -37,18 +37,24 @@ class Load:
         return (self.requests - self.errors) / self.seconds if self.seconds else 0.0
 
 
+#: ``"wrk"`` or ``"python"`` to force a tool (``run.py --load-tool``); None picks wrk when installed.
+PREFERRED = None
+
+
 def tool_name():
-    """``"wrk"`` when it is installed, else ``"python"``."""
+    """The forced tool, else ``"wrk"`` when it is installed, else ``"python"``."""
+    if PREFERRED:
+        return PREFERRED
     return "wrk" if shutil.which("wrk") else "python"
 
 
 def tool_version():
     """A one-line description of the load tool."""
     if tool_name() == "python":
-        return "python asyncio keep-alive generator (wrk not installed)"
+        return "python asyncio keep-alive generator" + ("" if PREFERRED else " (wrk not installed)")
     out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=10)
     first = (out.stdout or out.stderr).strip().splitlines()
-    return first[0] if first else "wrk"
+    return first[0].split(" Copyright")[0] if first else "wrk"
 
 
 def post_load(url, connections, seconds, tool=None):

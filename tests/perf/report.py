@@ -98,6 +98,7 @@ def machine(load_tool):
         "synchronous": "FULL (Tubeway's default) unless a row names NORMAL",
         "kernel": platform.release(),
         "load_tool": load_tool,
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -119,7 +120,8 @@ def render(rows, facts, seconds):
     out.append("machine: " + ", ".join([
         f"{facts['cpu']}", f"{facts['cores']} cores", f"{facts['ram_gib']} GiB RAM", facts["python"],
         f"SQLite {facts['sqlite']}", f"synchronous={facts['synchronous']}", f"kernel {facts['kernel']}"]))
-    out.append(f"load tool: {facts['load_tool']}; total {seconds:.0f} s")
+    load = "/".join(f"{x:g}" for x in facts["loadavg_at_start"])
+    out.append(f"load tool: {facts['load_tool']}; load average at start {load} (1/5/15 min); total {seconds:.0f} s")
     out.append("reference, peers measured earlier on this machine with 2 worker processes:")
     out.extend(f"  {peer}" for peer in PEERS)
     return "\n".join(out)

@@ -7,7 +7,8 @@ Benchmarks (``--only NAME``, repeatable or comma-separated):
 * ``latency``: dispatch and round-trip latency of single jobs on an idle system (bench_latency.py)
 * ``memory``: broker RSS with 1,000,000 queued jobs (bench_memory.py)
 
-``--quick`` runs 10x smaller counts (and 2 s HTTP runs) for trying things out. The
+``--quick`` runs 10x smaller counts (and 2 s HTTP runs) for trying things out;
+``--load-tool python`` forces the Python HTTP load generator even when wrk is installed. The
 results also go to ``tests/perf/last-run.json``. Exit code 1 when a benchmark could
 not run; unmet goals only show in the table.
 """
@@ -34,6 +35,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="10x smaller counts, for trying things out")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help=f"run only these benchmarks (of: {', '.join(BENCHMARKS)}); repeatable or a comma list")
+    parser.add_argument("--load-tool", choices=("auto", "wrk", "python"), default="auto",
+                        help="HTTP load generator (default: wrk when installed, else Python)")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the results (default: %(default)s)")
     args = parser.parse_args(argv)
     names = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
@@ -52,6 +55,8 @@ def _terminate(signum, frame):
 def main(argv=None):
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    if args.load_tool != "auto":
+        loadgen.PREFERRED = args.load_tool
     facts = report.machine(loadgen.tool_version())
     rows, failed = [], []
     started = time.monotonic()
@@ -66,10 +71,10 @@ def main(argv=None):
             rows.append(report.Row(name, "did not complete", error=f"{type(exc).__name__}: {exc}"))
         print(f"  {name} took {time.monotonic() - bench_started:.0f} s", file=sys.stderr, flush=True)
     seconds = time.monotonic() - started
-    print(report.render(rows, facts, seconds))
     meta = {"quick": args.quick, "benchmarks": args.names, "seconds": round(seconds, 1),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    report.write_json(args.json, rows, facts, meta)
+    report.write_json(args.json, rows, facts, meta)  # first, so a closed stdout cannot lose it
+    print(report.render(rows, facts, seconds))
     print(f"results written to {args.json}")
     return 1 if failed else 0
 
