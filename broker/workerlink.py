@@ -57,7 +57,11 @@ class WorkerLink:
 
     def _apply(self, record, result):
         logs, progress = result.get("logs"), result.get("progress")
-        if result.get("state") == "done":
+        if result.get("state") == p.RETURNED:
+            record["attempts"] -= 1
+            self.jobs.store.update(record["seq"], attempts=record["attempts"])
+            self.jobs.requeue(record)
+        elif result.get("state") == "done":
             self.jobs.finish(record, "done", result=result.get("result"), logs=logs, progress=progress)
         else:
             retry = result.get("retry") is not False

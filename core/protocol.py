@@ -46,6 +46,10 @@ DISCONNECT = b"DISCONNECT"  # both ways, {}: forget me / register again
 
 WORKER_COMMANDS = frozenset({READY, HEARTBEAT, RESULTS, DISCONNECT})
 
+#: A result's ``state`` for a job the worker hands back unstarted (it is stopping): the
+#: broker queues it again without counting the attempt.
+RETURNED = "returned"
+
 #: Keys of one result a worker sends back.
 RESULT_KEYS = ("id", "attempt", "state", "result", "error", "retry", "logs", "progress")
 

@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+from tubeway.core import protocol as p
 from tubeway.core.client import BrokerClient
 from tubeway.core.errors import JobConflict, JobNotFound, ValidationError
 from tubeway.core.job import normalize_spec
@@ -213,3 +214,20 @@ def test_health_and_metrics(running, client):
     assert "tubeway_workers_connected 1.0" in text
     assert "tubeway_dispatch_latency_seconds_bucket" in text
     worker.close()
+
+
+def test_jobs_returned_unstarted_go_back_without_counting_an_attempt(db_url):
+    broker = BrokerThread(db_url, worker_liveness_seconds=30).start()
+    try:
+        with BrokerClient(broker.endpoint, timeout=5) as client:
+            worker = ScriptedWorker(broker.endpoint)
+            [job_id] = client.submit([job()])["ids"]
+            held = worker.jobs()[0]
+            worker.send(p.RESULTS, {"results": [{"id": held["id"], "attempt": held["attempts"],
+                                                 "state": p.RETURNED}]})
+            worker.send(p.DISCONNECT, {})
+            poll_until(lambda: client.get(job_id)["state"] == "queued")
+            assert client.get(job_id)["attempts"] == 0
+            worker.close()
+    finally:
+        broker.stop()
