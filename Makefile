@@ -19,8 +19,12 @@ run: install
 test: install
 	$(VENV)/bin/pytest
 
+# Benchmarks use wrk when present (installed here when missing and we are root), else a Python load generator.
 bench: install
-	$(VENV)/bin/python -m tests.perf
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || apt-get install -y -q wrk >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } \
+		|| echo "wrk could not be installed: using the Python load generator"
+	$(VENV)/bin/python tests/perf/run.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .coverage .coverage.*

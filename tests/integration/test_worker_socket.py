@@ -178,8 +178,8 @@ def test_sigterm_finishes_running_jobs_then_disconnects(broker, worker):
     broker.send(identity, p.JOBS, {"jobs": [job("long", "sleep", 0.8), job("waiting", "echo", "x")]})
     broker.recv(p.HEARTBEAT)
     process.send_signal(signal.SIGTERM)
-    results, _ = broker.results(1)
-    assert results["long"]["state"] == "done" and "waiting" not in results
+    results, _ = broker.results(2)
+    assert results["long"]["state"] == "done" and results["waiting"]["state"] == p.RETURNED
     broker.recv(p.DISCONNECT)
     assert process.wait(10) == 0
 
