@@ -31,7 +31,7 @@ class Window:
         None means the key was not taken; a window grown past twice its size drops its
         highest keys (they stay queued in storage and are read again later).
         """
-        if self.truncated and (self.highest is None or item >= self.highest):
+        if self.truncated and (self.highest is None or item > self.highest):
             return None
         heapq.heappush(self.heap, item)
         if len(self.heap) <= self.size * 2:
@@ -45,7 +45,7 @@ class Window:
 
     def refill(self, store):
         """Read the next keys from storage when the window is truncated and low; returns them."""
-        if not self.truncated or len(self.heap) >= self.size // 4:
+        if not self.truncated or len(self.heap) >= max(1, self.size // 4):
             return []
         namespace, queue, kind = self.key
         want = self.size - len(self.heap)
@@ -98,8 +98,11 @@ class Dispatcher:
         dropped = window.offer(item)
         if dropped is not None:
             self.members[record["id"]] = key
-            for _, _, job_id in dropped:
-                self.members.pop(job_id, None)
+            if dropped:
+                kept = {job_id for _, _, job_id in window.heap}  # a retried job may sit there twice
+                for _, _, job_id in dropped:
+                    if job_id not in kept:
+                        self.members.pop(job_id, None)
 
     def forget(self, job_id):
         """A job left the queued state other than by dispatch (cancelled, deleted)."""

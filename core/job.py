@@ -79,8 +79,13 @@ def normalize_backoff(value, field="backoff"):
     kind = value.get("type", "exponential")
     if kind not in BACKOFF_TYPES:
         raise ValidationError(f"'{field}.type' must be one of {', '.join(BACKOFF_TYPES)}", field)
-    delay = _number(value, "delay", 1.0)
-    max_delay = _number(value, "max_delay", 3600.0)
+    try:
+        delay = _number(value, "delay", 1.0)
+        max_delay = _number(value, "max_delay", 3600.0)
+    except ValidationError as error:
+        raise ValidationError(f"'{field}.{error.field}' must be a number >= 0", field) from None
+    if delay is None or max_delay is None:
+        raise ValidationError(f"'{field}' delays must be numbers, not null", field)
     jitter = value.get("jitter", False)
     if not isinstance(jitter, bool):
         raise ValidationError(f"'{field}.jitter' must be a boolean", field)
@@ -111,7 +116,7 @@ def _labels(spec):
     if not isinstance(labels, dict):
         raise ValidationError("'labels' must be an object of string values", "labels")
     for key, value in labels.items():
-        if not key or len(key) > MAX_NAME or not isinstance(value, str) or len(value) > 1000:
+        if not isinstance(key, str) or not key or len(key) > MAX_NAME or not isinstance(value, str) or len(value) > 1000:
             raise ValidationError("'labels' must map non-empty keys to strings", "labels")
     return labels
 
