@@ -1,64 +1,95 @@
-"""The broker's Prometheus metrics: job counts, throughput counters, dispatch latency, workers."""
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+"""The broker's Prometheus metrics: job counts, throughput counters, dispatch latency, workers.
+
+The broker counts in plain dicts and a bucket list on its hot path (a job costs a
+dict increment, not a prometheus_client child lookup and lock), and a collector
+turns them into metric families when scraped; prometheus_client renders the text.
+"""
+import bisect
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class JobCounts:
-    """A collector reading jobs by namespace, queue and state from storage at scrape time."""
+class Histogram:
+    """Observations counted into fixed buckets (upper bounds), with their sum."""
 
-    def __init__(self, store):
-        self.store = store
+    def __init__(self, bounds):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
 
-    def collect(self):
-        family = GaugeMetricFamily("tubeway_jobs", "Jobs by namespace, queue and state",
-                                   labels=["namespace", "queue", "state"])
-        for namespace, queue, state, count in self.store.counts():
-            family.add_metric([namespace, queue, state], count)
-        yield family
+    def observe(self, value):
+        """Count one observation."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self):
+        """Cumulative ``(le, count)`` pairs as Prometheus wants them."""
+        total, pairs = 0, []
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts):
+            total += count
+            pairs.append((bound, total))
+        return pairs
 
 
 class BrokerMetrics:
     """Counters the broker updates as jobs move, rendered in the Prometheus text format."""
 
-    def __init__(self, store, registry_size):
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(JobCounts(store))
-        labels = ["namespace", "queue"]
-        self._enqueued = Counter("tubeway_jobs_enqueued", "Jobs stored", labels, registry=self.registry)
-        self._dispatched = Counter("tubeway_jobs_dispatched", "Jobs handed to a worker or taker", labels,
-                                   registry=self.registry)
-        self._finished = Counter("tubeway_jobs_finished", "Jobs ended, by final state", labels + ["state"],
-                                 registry=self.registry)
-        self._latency = Histogram("tubeway_dispatch_latency_seconds", "From ready to dispatched",
-                                  buckets=LATENCY_BUCKETS, registry=self.registry)
-        self._workers = Gauge("tubeway_workers_connected", "Worker processes connected", registry=self.registry)
-        self._workers.set_function(registry_size)
-        self._children = {}
-
-    def _child(self, counter, *labels):
-        # labels() costs microseconds per call; jobs come by the thousand.
-        key = (id(counter), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = counter.labels(*labels)
-        return child
+    def __init__(self, store, workers_connected):
+        self.store = store
+        self.workers_connected = workers_connected
+        self.enqueued_by_queue = {}
+        self.dispatched_by_queue = {}
+        self.finished_by_queue = {}
+        self.latency = Histogram(LATENCY_BUCKETS)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
     def enqueued(self, record):
         """A job was stored."""
-        self._child(self._enqueued, record["namespace"], record["queue"]).inc()
+        key = (record["namespace"], record["queue"])
+        self.enqueued_by_queue[key] = self.enqueued_by_queue.get(key, 0) + 1
 
     def dispatched(self, record, now):
-        """A job was handed out ``now``; observe how long it waited since ready."""
-        self._child(self._dispatched, record["namespace"], record["queue"]).inc()
+        """A job was handed out ``now``; observe how long it waited since it was ready."""
+        key = (record["namespace"], record["queue"])
+        self.dispatched_by_queue[key] = self.dispatched_by_queue.get(key, 0) + 1
         ready_at = max(record["created_at"], record.get("run_at") or 0.0)
-        self._latency.observe(max(0.0, now - ready_at))
+        self.latency.observe(max(0.0, now - ready_at))
 
     def finished(self, record):
         """A job ended."""
-        self._child(self._finished, record["namespace"], record["queue"], record["state"]).inc()
+        key = (record["namespace"], record["queue"], record["state"])
+        self.finished_by_queue[key] = self.finished_by_queue.get(key, 0) + 1
+
+    def collect(self):
+        """The metric families (called by prometheus_client when rendering)."""
+        jobs = GaugeMetricFamily("tubeway_jobs", "Jobs by namespace, queue and state",
+                                 labels=["namespace", "queue", "state"])
+        for namespace, queue, state, count in self.store.counts():
+            jobs.add_metric([namespace, queue, state], count)
+        yield jobs
+        yield _counter("tubeway_jobs_enqueued", "Jobs stored", ["namespace", "queue"], self.enqueued_by_queue)
+        yield _counter("tubeway_jobs_dispatched", "Jobs handed to a worker or taker", ["namespace", "queue"],
+                       self.dispatched_by_queue)
+        yield _counter("tubeway_jobs_finished", "Jobs ended, by final state", ["namespace", "queue", "state"],
+                       self.finished_by_queue)
+        latency = HistogramMetricFamily("tubeway_dispatch_latency_seconds", "From ready to dispatched")
+        latency.add_metric([], self.latency.buckets(), self.latency.sum)
+        yield latency
+        workers = GaugeMetricFamily("tubeway_workers_connected", "Worker processes connected")
+        workers.add_metric([], self.workers_connected())
+        yield workers
 
     def render(self):
         """Everything in the Prometheus text exposition format."""
         return generate_latest(self.registry).decode()
+
+
+def _counter(name, documentation, labels, counts):
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, value in sorted(counts.items()):
+        family.add_metric(list(key), value)
+    return family

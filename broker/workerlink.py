@@ -98,15 +98,11 @@ class WorkerLink:
             for record in records:
                 worker.leases[record["id"]] = record
                 self.jobs.leases[record["id"]] = worker
-            self.outbox.to_worker(worker.identity, p.JOBS, {"jobs": [_for_worker(r) for r in records]})
+            self.outbox.to_worker(worker.identity, p.JOBS, {"jobs": records})
 
     def heartbeat(self):
         """Send heartbeats that are due (right after the outbox flushed)."""
         for worker in self.registry.heartbeat_due():
             self.outbox.to_worker(worker.identity, p.HEARTBEAT)
         self.outbox.flush()
-
-
-def _for_worker(record):
-    return {k: v for k, v in record.items() if k not in ("seq", "deadline")}
 
