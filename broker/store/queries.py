@@ -8,11 +8,11 @@ dispatcher keeps in memory. The reactor wraps each batch of calls in
 import contextlib
 import functools
 import itertools
-import uuid
 
 import orjson
 import peewee as pw
 
+from tubeway.core.ids import new_job_id
 from tubeway.broker.store.models import Job, JobLabel, is_postgres
 
 RECENT_LIMIT = 50000
@@ -149,7 +149,7 @@ class Store:
     def _new_record(spec, now):
         delayed = spec["run_at"] is not None
         return {
-            "id": str(uuid.uuid4()), "namespace": spec["namespace"], "queue": spec["queue"],
+            "id": new_job_id(), "namespace": spec["namespace"], "queue": spec["queue"],
             "kind": spec["kind"], "state": "delayed" if delayed else "queued", "priority": spec["priority"],
             "payload": spec["payload"], "run_at": spec["run_at"], "attempts": 0,
             "max_attempts": spec["max_attempts"], "backoff": spec["backoff"], "timeout": spec["timeout"],
