@@ -172,6 +172,13 @@ class Lifecycle:
         worker = self.leases.pop(job_id, None)
         if worker is not None:
             worker.leases.pop(job_id, None)
+            worker.started.discard(job_id)
+
+    def give_back(self, record):
+        """Queue a leased job again without counting the attempt it never began."""
+        record["attempts"] = max(0, record["attempts"] - 1)
+        self.store.update(record["seq"], attempts=record["attempts"])
+        self.requeue(record)
 
     def is_ended(self, record):
         """True if the record's state is final."""

@@ -19,6 +19,7 @@ class Worker:
         self.queues = frozenset(queues) if queues else None
         self.credit = max(1, int(credit))
         self.leases = {}
+        self.started = set()  # ids of leased jobs the worker said it began
         self.last_seen = now
         self.next_heartbeat = now
 

@@ -33,7 +33,10 @@ class WorkerLink:
                 self.outbox.to_worker(identity, p.DISCONNECT)
             return
         if command == p.RESULTS:
+            self._note_started(worker, body.get("started"))
             self._results(worker, body.get("results") or [])
+            if isinstance(body.get("credit"), int):
+                worker.credit = max(1, body["credit"])
         elif command == p.DISCONNECT:
             self.lose(worker, "worker disconnected")
 
@@ -44,6 +47,12 @@ class WorkerLink:
         worker = self.registry.add(identity, body)
         log.info("worker %s connected (pid %s on %s; kinds %s; credit %d)", worker.name,
                  worker.info["pid"], worker.info["host"], ",".join(sorted(worker.kinds)), worker.credit)
+
+    @staticmethod
+    def _note_started(worker, started):
+        for job_id in started if isinstance(started, list) else ():
+            if job_id in worker.leases:
+                worker.started.add(job_id)
 
     def _results(self, worker, results):
         with self.jobs.store.atomic():
@@ -58,9 +67,7 @@ class WorkerLink:
     def _apply(self, record, result):
         logs, progress = result.get("logs"), result.get("progress")
         if result.get("state") == p.RETURNED:
-            record["attempts"] -= 1
-            self.jobs.store.update(record["seq"], attempts=record["attempts"])
-            self.jobs.requeue(record)
+            self.jobs.give_back(record)
         elif result.get("state") == "done":
             self.jobs.finish(record, "done", result=result.get("result"), logs=logs, progress=progress)
         else:
@@ -73,10 +80,15 @@ class WorkerLink:
         self._take_back(worker, reason)
 
     def _take_back(self, worker, reason):
+        """A lost worker's leases: begun jobs count the attempt, unbegun ones go back as they were."""
         if worker.leases:
-            log.warning("worker %s lost (%s); %d jobs go back", worker.name, reason, len(worker.leases))
+            log.warning("worker %s lost (%s); %d jobs go back (%d had started)", worker.name, reason,
+                        len(worker.leases), len(worker.started))
         for record in list(worker.leases.values()):
-            self.jobs.fail_or_retry(record, f"worker lost: {reason}")
+            if record["id"] in worker.started:
+                self.jobs.fail_or_retry(record, f"worker lost: {reason}")
+            else:
+                self.jobs.give_back(record)
 
     def check_liveness(self):
         """Lose workers that stopped heartbeating or whose socket is gone."""

@@ -41,7 +41,8 @@ CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, DELETE, T
 READY = b"READY"            # w->b {"kinds", "queues", "credit", "pid", "host"}
 HEARTBEAT = b"HEARTBEAT"    # both ways, {}
 JOBS = b"JOBS"              # b->w {"jobs": [job]}
-RESULTS = b"RESULTS"        # w->b {"results": [result]}; each frees one credit
+RESULTS = b"RESULTS"        # w->b {"results": [result], "started"?: [id], "credit"?: n}; each result frees
+                            # one credit; "started" names jobs begun since; "credit" is the new credit
 DISCONNECT = b"DISCONNECT"  # both ways, {}: forget me / register again
 
 WORKER_COMMANDS = frozenset({READY, HEARTBEAT, RESULTS, DISCONNECT})

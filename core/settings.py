@@ -125,7 +125,8 @@ SETTINGS = (
     S("lease_seconds", 300, "int", "Default lease of an Accepted job handed out by want_job, in seconds.", minimum=1),
     S("worker_liveness_seconds", 5.0, "float", "Seconds of silence after which a worker is lost.", minimum=0.1),
     S("heartbeat_seconds", 1.0, "float", "Seconds between heartbeats of workers and broker.", minimum=0.01),
-    S("worker_prefetch", 32, "int", "Jobs a worker process holds ahead of running them.", minimum=1),
+    S("worker_prefetch", 256, "int", "Most jobs a worker process holds ahead of running them (it asks for "
+      "about 50 ms of work within this bound: deep for fast jobs, shallow for slow ones).", minimum=1),
     S("worker_threads", 4, "int", "Jobs one worker process runs at once.", minimum=1),
     S("sqlite_synchronous", "FULL", "str", "SQLite synchronous mode: FULL (survives power loss) or NORMAL.",
       choices=("FULL", "NORMAL")),

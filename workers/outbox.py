@@ -4,6 +4,8 @@ Job threads may not touch the ZeroMQ socket, so they append results to an
 :class:`Outbox`. The first result after the loop last looked writes one byte to a
 pipe that the loop polls next to its socket; the loop then takes every result
 waiting and sends them in one RESULTS message, so results batch up under load.
+Ids of jobs that just started ride along, so the broker knows which leases were
+really begun when a worker dies.
 """
 import collections
 import os
@@ -15,6 +17,7 @@ class Outbox:
 
     def __init__(self):
         self._items = collections.deque()
+        self._started = collections.deque()
         self._lock = threading.Lock()
         self._signalled = False
         self.read_fd, self._write_fd = os.pipe()
@@ -24,6 +27,14 @@ class Outbox:
     def put(self, result):
         """Add a result (any thread)."""
         self._items.append(result)
+        self._wake()
+
+    def started(self, job_id):
+        """Note that a job started (any thread)."""
+        self._started.append(job_id)
+        self._wake()
+
+    def _wake(self):
         with self._lock:
             if self._signalled:
                 return
@@ -50,6 +61,13 @@ class Outbox:
         while self._items:
             items.append(self._items.popleft())
         return items
+
+    def take_started(self):
+        """Ids of jobs started since the last call (socket loop only)."""
+        ids = []
+        while self._started:
+            ids.append(self._started.popleft())
+        return ids
 
     def close(self):
         """Close the pipe."""

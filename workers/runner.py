@@ -8,6 +8,7 @@ seconds later ``on_stuck`` is called and the worker process should exit (its poo
 starts a fresh one).
 """
 import collections
+import math
 import logging
 import threading
 import time
@@ -18,6 +19,9 @@ log = logging.getLogger("tubeway.worker")
 
 #: Seconds a timed-out job may keep its thread before the process gives up on it.
 STUCK_GRACE = 5.0
+#: Seconds of work a worker process asks to hold ahead of its threads (see JobRunner.credit).
+BUFFER_SECONDS = 0.05
+AVERAGE_WEIGHT = 0.1
 
 
 class _Running:
@@ -35,10 +39,13 @@ class _Running:
 class JobRunner:
     """Jobs waiting and running in one worker process."""
 
-    def __init__(self, pm, settings, threads, on_result, on_stuck=None, grace=STUCK_GRACE):
+    def __init__(self, pm, settings, threads, on_result, on_stuck=None, grace=STUCK_GRACE, on_started=None):
         self.pm = pm
         self.settings = settings
+        self.threads = threads
         self.on_result = on_result
+        self.on_started = on_started or (lambda job: None)
+        self.average_seconds = None  # moving average of how long a job takes
         self.on_stuck = on_stuck or (lambda job, seconds: None)
         self.grace = grace
         self._pending = collections.deque()
@@ -107,12 +114,30 @@ class JobRunner:
                 self._owed += 1
                 if entry.context.deadline is not None:
                     self._monitor_wake.notify_all()
+            self.on_started(job)
+            started = time.monotonic()
             result = execute_job(self.pm, job, entry.context)
+            self._observe(time.monotonic() - started)
             with self._lock:
                 self._running.discard(entry)
                 reported, entry.reported = entry.reported, True
             if not reported:
                 self._report(result)
+
+    def _observe(self, seconds):
+        average = self.average_seconds
+        self.average_seconds = seconds if average is None else average + (seconds - average) * AVERAGE_WEIGHT
+
+    def credit(self, maximum):
+        """How many jobs this process should hold: enough for ``BUFFER_SECONDS`` of work, within bounds.
+
+        Fast jobs earn a deep prefetch (no thread waits on a round trip to the broker);
+        slow ones a shallow one (no process hoards jobs that another could start now).
+        """
+        if self.average_seconds is None:
+            return min(maximum, self.threads * 2)
+        wanted = math.ceil(self.threads * BUFFER_SECONDS / max(self.average_seconds, 1e-6))
+        return max(1, min(maximum, max(self.threads, wanted)))
 
     def _report(self, result):
         try:

@@ -52,12 +52,13 @@ class Worker:
         self.endpoints = _endpoints(settings.broker)
         self.heartbeat = float(getattr(settings, "heartbeat_seconds", 1.0))
         self.liveness = float(getattr(settings, "worker_liveness_seconds", 5.0))
-        self.ready_body = {"kinds": pm.worker_kinds(), "queues": None,
-                           "credit": int(getattr(settings, "worker_prefetch", 32)),
-                           "pid": os.getpid(), "host": platform.node()}
+        self.prefetch = int(getattr(settings, "worker_prefetch", 256))
         self.outbox = Outbox()
         threads = int(getattr(settings, "worker_threads", 4))
-        self.runner = JobRunner(pm, settings, threads, self.outbox.put, self._stuck)
+        self.runner = JobRunner(pm, settings, threads, self.outbox.put, self._stuck,
+                                on_started=lambda job: self.outbox.started(job["id"]))
+        self.ready_body = {"kinds": pm.worker_kinds(), "queues": None, "credit": self.runner.credit(self.prefetch),
+                           "pid": os.getpid(), "host": platform.node()}
         self.context = zmq.Context()
         self.socket = None
         self.poller = None
@@ -101,7 +102,7 @@ class Worker:
         events = dict(self.poller.poll(max(0.0, min(timeout, self.heartbeat)) * 1000))
         if self.socket is not None and events.get(self.socket):
             self._read()
-        self._send_results(self.outbox.take())
+        self._send_results(self.outbox.take(), self.outbox.take_started())
         self._tick(time.monotonic())
 
     def _tick(self, now):
@@ -180,14 +181,21 @@ class Worker:
         except zmq.Again:
             log.warning("could not send %s to the broker %s (queue full); dropped", command.decode(), self.endpoint)
 
-    def _send_results(self, results):
-        if not results:
+    def _send_results(self, results, started=()):
+        if started:
+            finished = {result["id"] for result in results}
+            started = [job_id for job_id in started if job_id not in finished]
+        if not results and not started:
             return
         if self.socket is None:
             self._unsent.extend(results)
             return
-        for start in range(0, len(results), MAX_BATCH):
-            self._send(p.RESULTS, {"results": results[start:start + MAX_BATCH]})
+        credit = self.runner.credit(self.prefetch)
+        for start in range(0, max(len(results), 1), MAX_BATCH):
+            body = {"results": results[start:start + MAX_BATCH], "credit": credit}
+            if start == 0 and started:
+                body["started"] = started
+            self._send(p.RESULTS, body)
 
     def _stuck(self, job, seconds):
         log.error("a job thread cannot be freed; this worker process exits so its pool starts a fresh one")

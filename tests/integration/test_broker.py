@@ -61,7 +61,9 @@ def test_failed_attempts_are_retried_until_attempts_run_out(running, client):
 def test_a_silent_worker_loses_its_jobs_to_another(running, client):
     silent = ScriptedWorker(running.endpoint)
     [job_id] = client.submit([job(attempts=2, backoff=0)])["ids"]
-    silent_worker = silent.jobs()[0]["worker"]
+    held = silent.jobs()[0]
+    silent_worker = held["worker"]
+    silent.send(p.RESULTS, {"results": [], "started": [held["id"]]})
     other = ScriptedWorker(running.endpoint)
     again = other.jobs(timeout=5)[0]
     assert again["id"] == job_id and again["attempts"] == 2
@@ -231,3 +233,27 @@ def test_jobs_returned_unstarted_go_back_without_counting_an_attempt(db_url):
             worker.close()
     finally:
         broker.stop()
+
+
+def test_a_lost_worker_gives_back_jobs_it_never_started_without_an_attempt(running, client):
+    silent = ScriptedWorker(running.endpoint, credit=5)
+    ids = client.submit([job() for _ in range(3)])["ids"]
+    held = silent.jobs(3)
+    silent.send(p.RESULTS, {"results": [], "started": [held[0]["id"]]})
+    other = ScriptedWorker(running.endpoint, credit=5)
+    again = {j["id"]: j for j in other.jobs(2, timeout=5)}
+    assert set(again) == {held[1]["id"], held[2]["id"]}
+    assert all(j["attempts"] == 1 for j in again.values())
+    poll_until(lambda: state_of(client, held[0]["id"]) == "failed")  # began, out of attempts
+    assert ids
+    silent.close()
+    other.close()
+
+
+def test_results_carry_the_workers_new_credit(running, client):
+    worker = ScriptedWorker(running.endpoint, credit=1)
+    client.submit([job() for _ in range(4)])
+    first = worker.jobs(1)
+    worker.send(p.RESULTS, {"results": [{"id": first[0]["id"], "attempt": 1, "state": "done"}], "credit": 3})
+    assert len(worker.jobs(3)) == 3
+    worker.close()

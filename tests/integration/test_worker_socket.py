@@ -112,10 +112,11 @@ def job(job_id, kind, payload=None, timeout=None, attempts=1):
 
 
 def test_ready_then_results_for_echo_and_fail(broker, worker):
-    process = worker(worker_prefetch=7)
+    process = worker(worker_prefetch=7, worker_threads=3)
     identity, ready = broker.recv(p.READY, timeout=20)
     assert {"noop", "echo", "sleep", "fail"} <= set(ready["kinds"])
-    assert ready["credit"] == 7 and ready["pid"] == process.pid and ready["queues"] is None
+    # Before it has timed a job a worker asks for two per thread, within the prefetch bound.
+    assert ready["credit"] == 6 and ready["pid"] == process.pid and ready["queues"] is None
     broker.send(identity, p.JOBS, {"jobs": [job("a", "echo", {"x": 1}, attempts=3), job("b", "fail", "boom")]})
     results, _ = broker.results(2)
     assert results["a"]["state"] == "done" and results["a"]["result"] == {"x": 1} and results["a"]["attempt"] == 3
@@ -197,3 +198,21 @@ def test_the_pool_runs_restarts_and_stops_its_workers(broker, processes, tmp_pat
     broker.recv(p.DISCONNECT)
     broker.recv(p.DISCONNECT)
     assert pool.wait(20) == 0
+
+
+def test_started_jobs_are_announced_and_fast_jobs_earn_more_credit(broker, worker):
+    worker(worker_prefetch=500, worker_threads=2)
+    identity, ready = broker.recv(p.READY, timeout=20)
+    broker.send(identity, p.JOBS, {"jobs": [job(f"n{i}", "noop") for i in range(50)]})
+    results, credits = {}, []
+    while len(results) < 50:
+        _, body = broker.recv(p.RESULTS)
+        results.update((r["id"], r) for r in body["results"])
+        credits.append(body["credit"])
+    assert all(r["state"] == "done" for r in results.values())
+    assert credits[-1] > ready["credit"]  # noop jobs take microseconds: a deep prefetch pays
+    broker.send(identity, p.JOBS, {"jobs": [job("slow", "sleep", 1.0)]})
+    _, body = broker.recv(p.RESULTS)
+    assert body["started"] == ["slow"] and body["results"] == []
+    _, body = broker.recv(p.RESULTS)
+    assert body["results"][0]["id"] == "slow" and body["credit"] == 2  # slow jobs: one per thread
