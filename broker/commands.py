@@ -6,8 +6,8 @@ request waits (long-poll) and will be answered later.
 """
 from tubeway.core import protocol as p
 from tubeway.core.errors import JobConflict, JobNotFound, ValidationError
-from tubeway.core.job import STATES, normalize_spec
-from tubeway.broker.lifecycle import HTTP_TAKER, public
+from tubeway.core.job import STATES
+from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
 
 PARKED = object()
 MAX_WAIT = 3600.0
@@ -56,7 +56,7 @@ class ClientCommands:
         specs = []
         for index, spec in enumerate(jobs):
             try:
-                specs.append(_renormalize(spec))
+                specs.append(wire_spec(spec))
             except ValidationError as error:
                 raise ValidationError(error.message, error.field, index) from None
         ids, created = self.jobs.submit(specs)
@@ -121,6 +121,7 @@ class ClientCommands:
             self.jobs.release(record["id"])
             self.jobs.dispatcher.forget(record["id"])
             self.jobs.reply_waiters(dict(record, state="cancelled"))
+        self.jobs.groups.forget(record["id"])
         self.store.delete(record["seq"])
         return before
 
@@ -189,24 +190,3 @@ class ClientCommands:
     def render_metrics(self, identity, request_id, body):
         """The Prometheus exposition text."""
         return {"text": self.metrics.render()}
-
-
-NORMALIZED_KEYS = frozenset(normalize_spec({"kind": "noop"}))
-
-
-def _renormalize(spec):
-    """Check a spec that came over the wire; normalize it again unless it is already normal.
-
-    Front ends send specs made by ``normalize_spec``; a spec of that exact shape with
-    string names is taken as is (a bad value inside it fails the whole submission's
-    savepoint, so nothing half-written is stored). Anything else is normalized afresh.
-    """
-    if not isinstance(spec, dict):
-        raise ValidationError("a job must be an object")
-    if spec.keys() == NORMALIZED_KEYS and all(isinstance(spec[k], str) for k in ("namespace", "queue", "kind")):
-        return spec
-    wire = dict(spec)
-    wire["attempts"] = wire.pop("max_attempts", wire.get("attempts", 1))
-    if wire.get("run_at") is None:
-        wire.pop("run_at", None)
-    return normalize_spec(wire)

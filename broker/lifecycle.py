@@ -8,7 +8,9 @@ after the transaction commits.
 import logging
 
 from tubeway.core import protocol as p
+from tubeway.core.errors import ValidationError
 from tubeway.core.job import ENDED, State, backoff_delay, callback_body, normalize_spec
+from tubeway.broker.groups import Groups
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ class Lifecycle:
         self.settings = settings
         self.clock = clock
         self.leases = {}  # job id -> the registry Worker holding it
+        self.groups = Groups(self)
 
     # -- entering the queue -----------------------------------------------------------------
     def submit(self, specs):
@@ -124,6 +127,8 @@ class Lifecycle:
         self.timers["expiry"].note(expires_at)
         self.metrics.finished(record)
         self.reply_waiters(record)
+        if record.get("parent"):
+            self.groups.child_ended(record)
         if record.get("callback_url") and record["namespace"] != CALLBACK_NAMESPACE:
             self._callback(record)
 
@@ -180,6 +185,18 @@ class Lifecycle:
         self.store.update(record["seq"], attempts=record["attempts"])
         self.requeue(record)
 
+    def completed(self, record, result):
+        """A worker's ``done`` result: store its spawned jobs, then end the job or make it wait for children."""
+        spawn = result.get("spawn")
+        if spawn:
+            self.submit([wire_spec(spec) for spec in spawn])
+        logs, progress = result.get("logs"), result.get("progress")
+        awaiting = result.get("await")
+        if isinstance(awaiting, int) and not isinstance(awaiting, bool) and awaiting > 0:
+            self.groups.start(record, awaiting, result=result.get("result"), logs=logs)
+        else:
+            self.finish(record, "done", result=result.get("result"), logs=logs, progress=progress)
+
     def is_ended(self, record):
         """True if the record's state is final."""
         return record["state"] in ENDED
@@ -188,3 +205,24 @@ class Lifecycle:
 def public(record):
     """A record as clients see it (internal columns dropped)."""
     return {k: v for k, v in record.items() if k not in ("seq", "deadline")}
+
+
+NORMALIZED_KEYS = frozenset(normalize_spec({"kind": "noop"}))
+
+
+def wire_spec(spec):
+    """Check a job spec that came over the wire; normalize it again unless it already is.
+
+    Front ends and workers send specs made by ``normalize_spec``; one of that exact
+    shape with string names is taken as is (a bad value inside it fails the whole
+    savepoint, so nothing half-written is stored). Anything else is normalized afresh.
+    """
+    if not isinstance(spec, dict):
+        raise ValidationError("a job must be an object")
+    if spec.keys() == NORMALIZED_KEYS and all(isinstance(spec[k], str) for k in ("namespace", "queue", "kind")):
+        return spec
+    wire = dict(spec)
+    wire["attempts"] = wire.pop("max_attempts", wire.get("attempts", 1))
+    if wire.get("run_at") is None:
+        wire.pop("run_at", None)
+    return normalize_spec(wire)

@@ -117,6 +117,7 @@ class Broker:
             self.workers.check_liveness()
             self.workers.dispatch()
             self._serve_takers()
+            self.jobs.groups.flush()
         self.outbox.flush()
         self.workers.heartbeat()
 

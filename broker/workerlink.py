@@ -69,7 +69,7 @@ class WorkerLink:
         if result.get("state") == p.RETURNED:
             self.jobs.give_back(record)
         elif result.get("state") == "done":
-            self.jobs.finish(record, "done", result=result.get("result"), logs=logs, progress=progress)
+            self.jobs.completed(record, result)
         else:
             retry = result.get("retry") is not False
             self.jobs.fail_or_retry(record, result.get("error") or "failed", retry, logs, progress)
