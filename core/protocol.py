@@ -51,8 +51,12 @@ WORKER_COMMANDS = frozenset({READY, HEARTBEAT, RESULTS, DISCONNECT})
 #: broker queues it again without counting the attempt.
 RETURNED = "returned"
 
-#: Keys of one result a worker sends back.
-RESULT_KEYS = ("id", "attempt", "state", "result", "error", "retry", "logs", "progress")
+#: Keys of one result a worker sends back ("duration": seconds the attempt ran, a float).
+#: A ``done`` result may add two more: ``"spawn"``, a list of at most 10,000 job specs
+#: made by ``normalize_spec`` (and checked by their kinds' plugins) to store in the same
+#: transaction as the result, and ``"await"``, an int >= 0: the job stays ``running``
+#: (no lease) until that many jobs naming it as ``parent`` have ended.
+RESULT_KEYS = ("id", "attempt", "state", "result", "error", "retry", "logs", "progress", "duration")
 
 _packer = msgpack.Packer(use_bin_type=True)
 

@@ -15,11 +15,17 @@ from tubeway import hookspec
 
 
 class JobKind(NamedTuple):
-    """A kind of job a plugin runs: its name, whether worker processes run it, and a line of help."""
+    """A kind of job a plugin runs: its name, whether worker processes run it, a line of help, its threads.
+
+    ``concurrency`` is how many jobs of this kind one worker process runs at once, on
+    threads of the kind's own (jobs waiting on the network need not hold up others);
+    None runs them on the process's shared pool of ``worker_threads`` threads.
+    """
 
     name: str
     runs_on_workers: bool = True
     description: str = ""
+    concurrency: int | None = None
 
 
 @hookspec
@@ -41,11 +47,13 @@ def tubeway_shutdown(role, settings):
 
 
 @hookspec
-def tubeway_job_kinds():
+def tubeway_job_kinds(settings):
     """The job kinds this plugin runs, as a list of :class:`JobKind`.
 
-    Called once when plugins load. A kind declared by two plugins stops the process
-    with an error naming both.
+    ``settings`` is the :class:`~tubeway.core.settings.Settings` the plugins were
+    loaded with (a kind's ``concurrency`` may come from a setting); an implementation
+    that needs none may leave it out. Called once when plugins load. A kind declared
+    by two plugins stops the process with an error naming both.
     """
 
 
@@ -64,9 +72,10 @@ def tubeway_run_job(job, context):
 
     ``job`` is the job record (``id``, ``kind``, ``payload``, ``attempts``, ...);
     ``context`` is a :class:`~tubeway.workers.executor.JobContext` (``log``,
-    ``progress``, ``deadline``, ``cancelled``). Raise to fail the attempt. Only the
-    plugin that declared ``job["kind"]`` is called, so returning None is a result
-    (None) like any other. The result must be JSON-serializable.
+    ``progress``, ``deadline``, ``cancelled``, ``spawn``, ``await_children``). Raise
+    to fail the attempt. Only the plugin that declared ``job["kind"]`` is called, so
+    returning None is a result (None) like any other. The result must be
+    JSON-serializable.
     """
 
 

@@ -16,7 +16,7 @@ import pluggy
 from tubeway import PROJECT_NAME
 from tubeway.core.errors import ConfigError, TubewayError, UnknownKind
 from tubeway.plugins import hookspecs
-from tubeway.plugins.builtin import external, http_call, testing
+from tubeway.plugins.builtin import external, fraction, http_call, testing
 from tubeway.plugins.calls import call, call_order, registration_order, run_wrapped
 from tubeway.plugins.hookspecs import JobKind
 
@@ -24,7 +24,9 @@ log = logging.getLogger("tubeway.plugins")
 
 ENTRY_POINT_GROUP = "tubeway"
 #: Built-in plugins by name, in registration order.
-BUILTINS = (("external", external), ("testing", testing), ("callback", http_call))
+BUILTINS = (("external", external), ("testing", testing), ("callback", http_call), ("fraction", fraction))
+#: Most threads one job kind may ask for in each worker process.
+MAX_CONCURRENCY = 1024
 
 
 class PluginManager:
@@ -37,6 +39,8 @@ class PluginManager:
         self._kinds = {}
         self._owners = {}
         self._scoped = {}
+        #: The settings the plugins were loaded with (``tubeway_job_kinds`` gets them).
+        self.settings = None
 
     @classmethod
     def load(cls, settings, extra=()):
@@ -46,6 +50,7 @@ class PluginManager:
         """
         wanted = _wanted(settings)
         manager = cls()
+        manager.settings = settings
         for name, module in BUILTINS:
             if wanted is None or name in wanted:
                 manager.register(module, name)
@@ -103,9 +108,10 @@ class PluginManager:
 
     def _index_kinds(self):
         kinds, owners = {}, {}
+        args = {"settings": self.settings}
         for impl in self._pm.hook.tubeway_job_kinds.get_hookimpls():
             try:
-                declared = [_job_kind(item) for item in impl.function() or ()]
+                declared = [_job_kind(item) for item in call(impl, args) or ()]
             except Exception as exc:
                 raise ConfigError(f"plugin '{impl.plugin_name}': tubeway_job_kinds failed: {_describe(exc)}") from exc
             for kind in declared:
@@ -128,6 +134,11 @@ class PluginManager:
     def worker_kinds(self):
         """Names of the kinds worker processes run, sorted."""
         return sorted(name for name, kind in self._kinds.items() if kind.runs_on_workers)
+
+    def kind_concurrency(self):
+        """Worker kinds that run on threads of their own: ``{name: threads}`` (the others share a pool)."""
+        return {name: kind.concurrency for name, kind in self._kinds.items()
+                if kind.runs_on_workers and kind.concurrency is not None}
 
     def owner(self, kind):
         """Name of the plugin that declared ``kind``, or None."""
@@ -237,6 +248,11 @@ def _job_kind(item):
         item = JobKind(*item)
     if not isinstance(item.name, str) or not item.name:
         raise ValueError(f"a job kind needs a non-empty name, got {item.name!r}")
+    concurrency = item.concurrency
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or not 1 <= concurrency <= MAX_CONCURRENCY):
+        raise ValueError(f"job kind '{item.name}': concurrency must be None or an integer from 1 to "
+                         f"{MAX_CONCURRENCY}, got {concurrency!r}")
     return item
 
 

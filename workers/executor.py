@@ -6,6 +6,10 @@ into a result (see :data:`tubeway.core.protocol.RESULT_KEYS`): a return value is
 ``done``; an exception is ``failed`` with error ``"ExcType: message"``; a job past its
 timeout is ``failed`` with ``"timed out after N s"``; a result that cannot be stored
 (not JSON- or msgpack-serializable) is ``failed`` with a clear error.
+
+A job that succeeds hands the broker the jobs it spawned (``"spawn"``, each spec
+normalized and validated here, so one bad spec fails the job and none is stored) and,
+if it asked to, how many children it awaits (``"await"``).
 """
 import threading
 import time
@@ -13,10 +17,13 @@ import time
 import msgpack
 import orjson
 
-from tubeway.core.errors import JobTimeout, TubewayError
+from tubeway.core.errors import JobTimeout, TubewayError, ValidationError
+from tubeway.core.job import normalize_spec
 
 MAX_LOG_LINES = 1000
 MAX_LOG_LINE = 10_000
+#: Most jobs one job may spawn (in all its calls to ``context.spawn``).
+MAX_SPAWN = 10_000
 
 
 class JobCancelled(TubewayError):
@@ -25,12 +32,19 @@ class JobCancelled(TubewayError):
     code = "cancelled"
 
 
+class SpawnError(TubewayError):
+    """A job spawned more than :data:`MAX_SPAWN` jobs, or a job spec it spawned is invalid."""
+
+    code = "invalid"
+
+
 class JobContext:
-    """What a running job may use besides its record: its settings, logs, progress, deadline, cancellation.
+    """What a running job may use besides its record: settings, logs, progress, deadline, cancellation, children.
 
     ``deadline`` is a ``time.monotonic()`` value (None without a timeout);
     ``cancelled`` is a ``threading.Event`` set when the job times out or the worker
-    stops: long jobs should check it, or sleep with :meth:`sleep`.
+    stops: long jobs should check it, or sleep with :meth:`sleep`. :meth:`spawn` and
+    :meth:`await_children` make child jobs and wait for them.
     """
 
     def __init__(self, job, settings, started=None):
@@ -42,6 +56,9 @@ class JobContext:
         self.cancelled = threading.Event()
         self.logs = []
         self.progress_value = job.get("progress")
+        self.spawned = []
+        self.await_total = None
+        self.spawn_refused = None  # how many jobs a refused call would have made in all
         self._dropped_lines = 0
 
     def log(self, line):
@@ -82,6 +99,34 @@ class JobContext:
             left = self.remaining()
             self.cancelled.wait(remaining if left is None else max(0.0, min(remaining, left)))
 
+    def spawn(self, specs):
+        """Submit child jobs, stored by the broker with this job's result only if this job succeeds.
+
+        ``specs`` is a list of native job specs (what ``POST /api/v1/jobs`` takes, with
+        its defaults; a single dict is one spec): give them ``"parent": job["id"]`` to
+        count them in :meth:`await_children`. Specs are checked when the job returns:
+        an invalid one fails the job. More than :data:`MAX_SPAWN` in all raises
+        :class:`SpawnError` here and fails the job.
+        """
+        if isinstance(specs, dict):
+            specs = [specs]
+        specs = [dict(spec) if isinstance(spec, dict) else spec for spec in specs]
+        if len(self.spawned) + len(specs) > MAX_SPAWN:
+            self.spawn_refused = max(self.spawn_refused or 0, len(self.spawned) + len(specs))
+            raise SpawnError(spawn_limit_message(self.spawn_refused))
+        self.spawned.extend(specs)
+
+    def await_children(self, total):
+        """Keep this job ``running`` after it returns until ``total`` jobs naming it as ``parent`` have ended.
+
+        It then ends ``done`` with the result it returned, or ``failed`` as soon as
+        one child ends failed. ``total`` counts every child, spawned by this job or
+        not; 0 ends the job at once. A later call replaces the total.
+        """
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise ValueError(f"await_children takes a number of jobs >= 0, got {total!r}")
+        self.await_total = total
+
     def all_logs(self):
         """The logged lines, with a last line counting those dropped past the limit."""
         if self._dropped_lines:
@@ -110,9 +155,14 @@ def _check_serializable(value, what):
         raise TypeError(f"the job's {what} is not JSON-serializable ({type(value).__name__}): {exc}") from None
 
 
-def make_result(job, context, state, result=None, error=None, retry=None):
-    """A result record as the worker sends it in RESULTS."""
-    return {
+def spawn_limit_message(count):
+    """The error of a job spawning too many jobs."""
+    return f"a job may spawn at most {MAX_SPAWN} jobs; this one spawned {count}"
+
+
+def make_result(job, context, state, result=None, error=None, retry=None, children=None):
+    """A result record as the worker sends it in RESULTS; ``children`` adds ``spawn`` and ``await``."""
+    record = {
         "id": job["id"],
         "attempt": job.get("attempts"),
         "state": state,
@@ -121,7 +171,35 @@ def make_result(job, context, state, result=None, error=None, retry=None):
         "retry": retry,
         "logs": context.all_logs(),
         "progress": context.progress_value,
+        "duration": max(0.0, time.monotonic() - context.started),
     }
+    if children:
+        record.update(children)
+    return record
+
+
+def children_fields(pm, job, context):
+    """``spawn`` (normalized, validated specs) and ``await`` of a job that succeeded; raises SpawnError."""
+    if context.spawn_refused is not None or len(context.spawned) > MAX_SPAWN:
+        raise SpawnError(spawn_limit_message(context.spawn_refused or len(context.spawned)))
+    fields = {}
+    if context.spawned:
+        known = set(pm.kinds())
+        fields["spawn"] = [_child(pm, context, spec, index, known) for index, spec in enumerate(context.spawned)]
+    if context.await_total is not None:
+        fields["await"] = context.await_total
+    return fields
+
+
+def _child(pm, context, spec, index, known_kinds):
+    try:
+        normalized = normalize_spec(spec, known_kinds=known_kinds)
+        pm.validate_job(normalized, context.settings)
+        _check_serializable(normalized["payload"], "payload")
+    except Exception as exc:  # a plugin's validator may raise anything; execute_job never raises
+        message = exc.message if isinstance(exc, ValidationError) else describe(exc)
+        raise SpawnError(f"spawned job {index} is invalid: {message}") from exc
+    return normalized
 
 
 def failed_result(pm, job, context, error):
@@ -146,6 +224,7 @@ def execute_job(pm, job, context):
         return timed_out_result(pm, job, context)
     try:
         _check_serializable(value, "result")
-    except TypeError as exc:
+        children = children_fields(pm, job, context)
+    except (TypeError, SpawnError) as exc:
         return failed_result(pm, job, context, exc)
-    return make_result(job, context, "done", result=value)
+    return make_result(job, context, "done", result=value, children=children)

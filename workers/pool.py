@@ -118,9 +118,11 @@ def serve(settings):
     """Run the worker pool in this process until SIGTERM or SIGINT; returns the exit code."""
     setup_logging("pool", settings.log_level)
     count = int(getattr(settings, "processes", 2))
-    kinds = PluginManager.load(settings).worker_kinds()
-    log.info("worker pool: broker %s, %d processes x %d threads, kinds: %s", settings.broker, count,
-             int(getattr(settings, "worker_threads", 4)), ", ".join(kinds) or "none")
+    pm = PluginManager.load(settings)
+    kinds, own = pm.worker_kinds(), pm.kind_concurrency()
+    log.info("worker pool: broker %s, %d processes x %d shared threads%s, kinds: %s", settings.broker, count,
+             int(getattr(settings, "worker_threads", 4)),
+             "".join(f" + {n} for {kind}" for kind, n in sorted(own.items())), ", ".join(kinds) or "none")
     if count == 0:
         return 0
     pool = Pool(settings, count)

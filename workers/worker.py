@@ -86,7 +86,8 @@ class Worker:
         """Serve the broker until stopped; returns the exit code."""
         self.runner.start()
         self._connect()
-        log.debug("worker connected to %s (kinds: %s)", self.endpoint, ", ".join(self.ready_body["kinds"]))
+        log.debug("worker connected to %s (kinds: %s; kinds on threads of their own: %s)", self.endpoint,
+                  ", ".join(self.ready_body["kinds"]), self.runner.kind_threads() or "none")
         try:
             while not self._finished(time.monotonic()):
                 self._step()

@@ -114,7 +114,7 @@ def job(job_id, kind, payload=None, timeout=None, attempts=1):
 def test_ready_then_results_for_echo_and_fail(broker, worker):
     process = worker(worker_prefetch=7, worker_threads=3)
     identity, ready = broker.recv(p.READY, timeout=20)
-    assert {"noop", "echo", "sleep", "fail"} <= set(ready["kinds"])
+    assert {"noop", "echo", "sleep", "fail", "spawn"} <= set(ready["kinds"])
     # Before it has timed a job a worker asks for two per thread, within the prefetch bound.
     assert ready["credit"] == 6 and ready["pid"] == process.pid and ready["queues"] is None
     broker.send(identity, p.JOBS, {"jobs": [job("a", "echo", {"x": 1}, attempts=3), job("b", "fail", "boom")]})
@@ -122,6 +122,29 @@ def test_ready_then_results_for_echo_and_fail(broker, worker):
     assert results["a"]["state"] == "done" and results["a"]["result"] == {"x": 1} and results["a"]["attempt"] == 3
     assert results["b"]["state"] == "failed" and results["b"]["error"] == "FailedOnPurpose: boom"
     assert set(results["a"]) == set(p.RESULT_KEYS)
+    assert isinstance(results["a"]["duration"], float) and results["a"]["duration"] >= 0
+
+
+def test_a_job_that_spawns_is_answered_with_its_children_and_what_it_awaits(broker, worker):
+    worker()
+    identity, _ = broker.recv(p.READY, timeout=20)
+    children = [{"kind": "echo", "payload": n, "queue": "kids", "attempts": 2} for n in range(3)]
+    broker.send(identity, p.JOBS, {"jobs": [
+        job("parent", "spawn", {"children": children, "await": True}),
+        job("quiet", "spawn", {"children": children[:1]}),
+        job("bad", "spawn", {"children": [{"kind": "nosuch"}], "await": True}),
+    ]})
+    results, _ = broker.results(3)
+    parent = results["parent"]
+    assert parent["state"] == "done" and parent["result"] == {"spawned": 3} and parent["await"] == 3
+    assert set(parent) == set(p.RESULT_KEYS) | {"spawn", "await"}
+    assert [c["payload"] for c in parent["spawn"]] == [0, 1, 2]
+    assert all(c["parent"] == "parent" and c["namespace"] == "default" and c["queue"] == "kids"
+               and c["max_attempts"] == 2 and c["kind"] == "echo" for c in parent["spawn"])
+    assert len(results["quiet"]["spawn"]) == 1 and "await" not in results["quiet"]
+    bad = results["bad"]
+    assert bad["state"] == "failed" and "spawn" not in bad and "await" not in bad
+    assert bad["error"] == "SpawnError: spawned job 0 is invalid: no installed plugin runs jobs of kind 'nosuch'"
 
 
 def test_heartbeats_keep_coming_while_a_job_runs(broker, worker):

@@ -14,7 +14,8 @@ from tubeway.plugins.builtin import http_call
 from tubeway.plugins.hookspecs import JobKind
 from tubeway.plugins.manager import PluginManager
 
-BUILTIN_KINDS = {"external", "noop", "echo", "sleep", "fail", "callback"}
+BUILTIN_KINDS = {"external", "noop", "echo", "sleep", "fail", "spawn", "callback"}
+TESTING_KINDS = {"noop", "echo", "sleep", "fail", "spawn"}
 TEAM_SRC = pathlib.Path(__file__).resolve().parents[2] / "examples" / "team_plugin" / "src"
 
 
@@ -85,14 +86,15 @@ def test_builtins_load_first_with_their_kinds():
     assert BUILTIN_KINDS <= set(pm.kinds())
     assert pm.kinds()["external"].runs_on_workers is False
     assert "external" not in pm.worker_kinds()
-    assert {"noop", "echo", "sleep", "fail", "callback"} <= set(pm.worker_kinds())
+    assert TESTING_KINDS | {"callback"} <= set(pm.worker_kinds())
     assert pm.owner("echo") == "testing" and pm.owner("callback") == "callback"
 
 
 def test_tubeway_plugins_setting_restricts_what_loads():
     pm = PluginManager.load(load_settings(env={"TUBEWAY_PLUGINS": "testing,callback"}))
     assert pm.names() == ["testing", "callback"]
-    assert set(pm.kinds()) == {"noop", "echo", "sleep", "fail", "callback"}
+    assert TESTING_KINDS | {"callback"} <= set(pm.kinds()) and "external" not in pm.kinds()
+    assert set(PluginManager.load(settings(["testing"])).kinds()) == TESTING_KINDS
 
 
 def test_unknown_plugin_name_in_the_setting_is_an_error():
@@ -149,6 +151,58 @@ def test_an_unknown_hook_is_an_error():
 
     with pytest.raises(ConfigError, match="typo"):
         load(("typo", Typo()))
+
+
+def test_job_kinds_get_the_settings_when_they_ask_for_them():
+    seen = []
+
+    class Configured:
+        @hookimpl
+        def tubeway_job_kinds(self, settings):
+            seen.append(settings)
+            return [JobKind("conf.fetch", description="Fetches.", concurrency=settings.fetch_threads)]
+
+        @hookimpl
+        def tubeway_run_job(self, job):
+            return None
+
+    loaded_with = settings(["testing"], fetch_threads=12)
+    pm = PluginManager.load(loaded_with, extra=[("conf", Configured())])
+    assert seen == [loaded_with]
+    assert pm.kinds()["conf.fetch"] == JobKind("conf.fetch", True, "Fetches.", 12)
+    assert pm.kind_concurrency() == {"conf.fetch": 12}
+    assert "noop" in pm.kinds()  # implementations without the argument still work
+
+
+def test_kind_concurrency_lists_worker_kinds_with_threads_of_their_own():
+    class Kinds:
+        @hookimpl
+        def tubeway_job_kinds(self):
+            return [JobKind("k.own", concurrency=4), ("k.tuple", True, "", 2), JobKind("k.shared"),
+                    JobKind("k.outside", runs_on_workers=False, concurrency=8)]
+
+        @hookimpl
+        def tubeway_run_job(self, job):
+            return None
+
+    pm = load(("kinds", Kinds()))
+    assert pm.kind_concurrency() == {"k.own": 4, "k.tuple": 2}
+    assert JobKind("x").concurrency is None
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 1.5, True, "4", 10_000])
+def test_a_bad_concurrency_is_an_error_naming_the_plugin_and_kind(concurrency):
+    class Bad:
+        @hookimpl
+        def tubeway_job_kinds(self):
+            return [JobKind("bad.kind", concurrency=concurrency)]
+
+        @hookimpl
+        def tubeway_run_job(self, job):
+            return None
+
+    with pytest.raises(ConfigError, match="plugin 'bad'.*'bad.kind': concurrency must be"):
+        load(("bad", Bad()))
 
 
 # Routing jobs to the plugin owning their kind.
@@ -354,6 +408,11 @@ def test_an_entry_point_that_fails_to_import_names_the_plugin(tmp_path, monkeypa
     {"kind": "callback", "payload": {"url": "ftp://x"}},
     {"kind": "callback", "payload": "http://x"},
     {"kind": "callback", "payload": {"url": "http://x", "headers": {"a": 1}}},
+    {"kind": "spawn", "payload": [{"kind": "noop"}]},
+    {"kind": "spawn", "payload": {"children": {"kind": "noop"}}},
+    {"kind": "spawn", "payload": {"children": ["noop"]}},
+    {"kind": "spawn", "payload": {"children": [], "await": "yes"}},
+    {"kind": "spawn", "payload": {"kids": []}},
 ])
 def test_builtins_refuse_bad_payloads(spec):
     with pytest.raises(ValidationError):
@@ -363,6 +422,8 @@ def test_builtins_refuse_bad_payloads(spec):
 def test_builtins_accept_good_payloads():
     pm = PluginManager.load(settings())
     for spec in ({"kind": "sleep", "payload": 0.5}, {"kind": "fail", "payload": None},
+                 {"kind": "spawn", "payload": None}, {"kind": "spawn", "payload": {"children": [{"kind": "noop"}]}},
+                 {"kind": "spawn", "payload": {"children": [], "await": True}},
                  {"kind": "callback", "payload": {"url": "https://x/y", "body": {"a": 1}}}):
         pm.validate_job(spec, settings())
 
