@@ -105,6 +105,13 @@ def _mask_url(value):
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
+def _check_allowed_hosts(value):
+    for entry in value:
+        name = entry[2:] if entry.startswith("*.") else entry
+        if not name.strip(".") or any(c in name for c in "*/?#@ \t"):
+            return f"expected host names or *.SUFFIX patterns, got {entry!r}"
+
+
 S = Setting
 #: Every setting, in the order ``tubeway settings`` prints them.
 SETTINGS = (
@@ -138,6 +145,10 @@ SETTINGS = (
     S("queue_default_timeout", 30.0, "float", "Default timeout of a queue task's HTTP call, in seconds.",
       env_aliases=("QUEUE_DEFAULT_TIMEOUT",), minimum=0.001),
     S("queue_max_attempts", 1, "int", "Attempts of a queue task's HTTP call before it fails.", minimum=1),
+    S("http_concurrency", 16, "int", "HTTP calls (`http` jobs) one worker process makes at once.", minimum=1),
+    S("http_allowed_hosts", [], "list", "Hosts `http` jobs may call: names, or `*.example.com` for its "
+      "subdomains; none means any.", check=_check_allowed_hosts),
+    S("fraction_fanout", 64, "int", "Most child jobs one step of a fraction creates.", minimum=2),
     S("log_level", "INFO", "str", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     S("config", None, "str", "TOML file of settings (keys are setting names).", optional=True),
 )
