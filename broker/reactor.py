@@ -15,6 +15,7 @@ import zmq
 
 from tubeway.core import protocol as p
 from tubeway.core.errors import JobNotFound, ProtocolError, TubewayError
+from tubeway.core.setting_defs import mask_url
 from tubeway.broker.commands import PARKED, ClientCommands
 from tubeway.broker.dispatch import Dispatcher
 from tubeway.broker.lifecycle import Lifecycle, public
@@ -193,7 +194,7 @@ def serve(settings):
 
     setup_logging("broker", settings.log_level)
     db = open_database(settings.database_url, synchronous=settings.sqlite_synchronous)
-    log.info("storage: %s", _describe_db(settings.database_url))
+    log.info("storage: %s", mask_url(settings.database_url))
     broker = Broker(settings, db)
     returned = broker.recover()
     if returned:
@@ -209,9 +210,3 @@ def serve(settings):
         db.close()
         log.info("stopped")
 
-
-def _describe_db(url):
-    if url.startswith("sqlite"):
-        return url
-    head, _, tail = url.rpartition("@")
-    return f"{head.split('://')[0]}://***@{tail}" if head else url
