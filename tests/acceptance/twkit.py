@@ -3,12 +3,13 @@ import itertools
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import requests
 from xprocess import ProcessStarter
+
+from polling import poll_until  # noqa: F401 - tests import it from here
 
 from tubeway.core.client import BrokerClient
 from tubeway.core.errors import BrokerUnavailable
@@ -16,17 +17,6 @@ from tubeway.core.errors import BrokerUnavailable
 TUBEWAY = str(Path(sys.executable).with_name("tubeway"))
 _names = itertools.count(1)
 
-
-def poll_until(predicate, timeout=15.0, interval=0.05, what="condition"):
-    """Call ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(interval)
 
 
 class Cluster:

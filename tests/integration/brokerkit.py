@@ -5,6 +5,7 @@ import time
 
 import zmq
 
+from polling import poll_until  # noqa: F401 - tests import it from here
 from tubeway.broker.reactor import Broker
 from tubeway.broker.store.models import open_database
 from tubeway.core import protocol as p
@@ -16,17 +17,6 @@ def free_port():
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
-
-def poll_until(predicate, timeout=10.0, interval=0.02):
-    """Call ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 class BrokerThread:
