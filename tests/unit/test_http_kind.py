@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from tubeway.core.errors import ValidationError
-from tubeway.plugins.builtin import http_call
+from tubeway.plugins.builtin import http_call, http_client, http_task
 from tubeway.plugins.manager import PluginManager
 from tubeway.workers.executor import JobContext, execute_job
 
@@ -48,9 +48,9 @@ class FakeAdapter(requests.adapters.BaseAdapter):
 def fake_http(monkeypatch):
     def install(**kwargs):
         adapter = FakeAdapter(**kwargs)
-        client = http_call._new_session()
+        client = http_client._new_session()
         client.mount("http://", adapter)
-        monkeypatch.setattr(http_call, "session", lambda: client)
+        monkeypatch.setattr(http_client, "session", lambda: client)
         return adapter
     return install
 
@@ -114,8 +114,8 @@ def test_bad_payloads_are_refused_naming_the_field(payload, field):
     ("example.com", False), ("badexample.com", False), ("other.test", False), ("::1", True),
 ])
 def test_allowed_hosts_match_names_and_subdomain_patterns(host, allowed):
-    assert http_call.host_allowed(host, ["backend.test", "*.example.com", "[::1]"]) is allowed
-    assert http_call.host_allowed(host, []) is True
+    assert http_task.host_allowed(host, ["backend.test", "*.example.com", "[::1]"]) is allowed
+    assert http_task.host_allowed(host, []) is True
 
 
 def test_validation_applies_http_allowed_hosts():
@@ -250,8 +250,8 @@ def test_the_callback_kind_still_posts_json(fake_http):
 
 
 def test_startup_sizes_the_pool_for_http_concurrency(monkeypatch):
-    monkeypatch.setattr(http_call, "_pool_size", http_call.POOL_SIZE)
+    monkeypatch.setattr(http_client, "_pool_size", http_client.POOL_SIZE)
     http_call.tubeway_startup("worker", settings(http_concurrency=100, worker_threads=4))
-    assert http_call._new_session().get_adapter("http://x")._pool_maxsize == 104
+    assert http_client._new_session().get_adapter("http://x")._pool_maxsize == 104
     http_call.tubeway_startup("worker", settings(http_concurrency=16, worker_threads=4))
-    assert http_call._pool_size == http_call.POOL_SIZE
+    assert http_client._pool_size == http_client.POOL_SIZE

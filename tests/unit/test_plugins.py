@@ -10,7 +10,7 @@ import requests
 from tubeway import hookimpl
 from tubeway.core.errors import ConfigError, UnknownKind, ValidationError
 from tubeway.core.settings import load_settings
-from tubeway.plugins.builtin import http_call
+from tubeway.plugins.builtin import http_client
 from tubeway.plugins.hookspecs import JobKind
 from tubeway.plugins.manager import PluginManager
 
@@ -452,16 +452,16 @@ class FakeAdapter(requests.adapters.BaseAdapter):
 def fake_http(monkeypatch):
     def install(**kwargs):
         adapter = FakeAdapter(**kwargs)
-        client = http_call._new_session()
+        client = http_client._new_session()
         client.mount("http://", adapter)
-        monkeypatch.setattr(http_call, "session", lambda: client)
+        monkeypatch.setattr(http_client, "session", lambda: client)
         return adapter
     return install
 
 
 def test_post_json_sends_json_with_a_timeout(fake_http):
     adapter = fake_http(status=204)
-    response = http_call.post_json("http://hook.test/done", {"id": "j1"}, timeout=7, headers={"X-A": "1"})
+    response = http_client.post_json("http://hook.test/done", {"id": "j1"}, timeout=7, headers={"X-A": "1"})
     assert response.status_code == 204
     request, kwargs = adapter.requests[0]
     assert request.method == "POST" and request.body == b'{"id":"j1"}'
@@ -471,17 +471,17 @@ def test_post_json_sends_json_with_a_timeout(fake_http):
 
 def test_post_json_raises_on_non_2xx_and_network_errors(fake_http):
     fake_http(status=503)
-    with pytest.raises(http_call.CallFailed, match="answered 503") as caught:
-        http_call.post_json("http://hook.test/", {}, timeout=1)
+    with pytest.raises(http_client.CallFailed, match="answered 503") as caught:
+        http_client.post_json("http://hook.test/", {}, timeout=1)
     assert caught.value.status == 503
     fake_http(error=requests.ConnectionError("refused"))
-    with pytest.raises(http_call.CallFailed, match="ConnectionError: refused"):
-        http_call.post_json("http://hook.test/", {}, timeout=1)
+    with pytest.raises(http_client.CallFailed, match="ConnectionError: refused"):
+        http_client.post_json("http://hook.test/", {}, timeout=1)
 
 
 def test_send_returns_any_status_unless_required(fake_http):
     fake_http(status=404)
-    assert http_call.send("GET", "http://hook.test/", timeout=1).status_code == 404
+    assert http_client.send("GET", "http://hook.test/", timeout=1).status_code == 404
 
 
 def test_callback_jobs_post_their_body_within_the_job_timeout(fake_http):
@@ -494,6 +494,6 @@ def test_callback_jobs_post_their_body_within_the_job_timeout(fake_http):
 
 
 def test_the_shared_session_is_one_per_process():
-    assert http_call.session() is http_call.session()
-    adapter = http_call.session().get_adapter("http://example.test/")
-    assert adapter._pool_maxsize == http_call.POOL_SIZE
+    assert http_client.session() is http_client.session()
+    adapter = http_client.session().get_adapter("http://example.test/")
+    assert adapter._pool_maxsize == http_client.POOL_SIZE

@@ -14,7 +14,7 @@ from test_http_support import KINDS, FakePlugins, HttpCase  # noqa: E402
 from tubeway.broker.http.base import ApiError  # noqa: E402
 from tubeway.broker.http.queue_task import task_payload  # noqa: E402
 from tubeway.core.errors import BrokerUnavailable  # noqa: E402
-from tubeway.plugins.builtin import http_call  # noqa: E402
+from tubeway.plugins.builtin import http_task  # noqa: E402
 from tubeway.plugins.hookspecs import JobKind  # noqa: E402
 
 URL = "http://backend.test/action"
@@ -35,7 +35,7 @@ class QueuePlugins(FakePlugins):
     def validate_job(self, spec, settings):
         super().validate_job(spec, settings)
         if spec["kind"] == "http":
-            http_call.validate_http_payload(spec["payload"], settings)
+            http_task.validate_http_payload(spec["payload"], settings)
 
 
 class QueueCase(HttpCase):

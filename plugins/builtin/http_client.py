@@ -1,0 +1,137 @@
+"""The one HTTP client of a worker process: every outgoing call goes through this module.
+
+:func:`send` and :func:`post_json` use one ``requests.Session`` per process (created
+on first use, again after a fork), whose connection pool keeps up to
+:data:`POOL_SIZE` connections per host (more after :func:`size_pool`), so calls
+reuse connections across jobs and threads. Cookies are never kept: one job's call
+must not leak into another's. A network error or a timeout raises
+:class:`CallFailed` (:class:`CallTimeout`); :func:`read_start` reads the start of a
+streamed answer's body.
+"""
+import http.cookiejar
+import os
+import threading
+import time
+from http import HTTPStatus
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+from tubeway import __version__
+
+#: Connections kept open per host by the shared session (and the most in use at once).
+POOL_SIZE = 64
+#: Characters of a failed answer's body quoted in the error.
+ERROR_BODY_CHARS = 200
+USER_AGENT = f"tubeway/{__version__}"
+_CHUNK_BYTES = 16 * 1024
+
+_lock = threading.Lock()
+_session = None
+_session_pid = None
+_pool_size = POOL_SIZE
+
+
+class CallFailed(Exception):
+    """An outgoing HTTP call failed: a network error, or an answer that was not 2xx when one was required."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class CallTimeout(CallFailed):
+    """An outgoing HTTP call took longer than its timeout (to connect, or to read)."""
+
+
+def size_pool(connections):
+    """Keep up to ``connections`` (at least :data:`POOL_SIZE`) per host in sessions created from now on."""
+    global _pool_size
+    _pool_size = max(POOL_SIZE, connections)
+
+
+def session():
+    """This process's shared ``requests.Session`` (pooled, cookie-less)."""
+    global _session, _session_pid
+    with _lock:
+        if _session is None or _session_pid != os.getpid():
+            _session, _session_pid = _new_session(), os.getpid()
+        return _session
+
+
+def _new_session():
+    client = requests.Session()
+    adapter = HTTPAdapter(pool_connections=POOL_SIZE, pool_maxsize=_pool_size, pool_block=False)
+    client.mount("http://", adapter)
+    client.mount("https://", adapter)
+    client.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    client.headers["User-Agent"] = USER_AGENT
+    return client
+
+
+def send(method, url, timeout, headers=None, params=None, data=None, json=None, require_ok=False, stream=False):
+    """Make one HTTP call with the shared session and return the ``requests.Response``.
+
+    ``timeout`` (seconds) bounds connecting and each read. ``json`` is encoded with
+    orjson. A network error raises :class:`CallFailed` (:class:`CallTimeout` for a
+    timeout); so does a non-2xx answer when ``require_ok`` is true. With ``stream``
+    the body is read by the caller, who must close the response.
+    """
+    headers = CaseInsensitiveDict(headers or {})
+    if json is not None:
+        data = orjson.dumps(json)
+        headers.setdefault("Content-Type", "application/json")
+    try:
+        response = session().request(method, url, params=params, data=data, headers=headers,
+                                     timeout=timeout, stream=stream)
+    except requests.Timeout as exc:
+        raise CallTimeout(f"{method} {url} timed out after {_seconds(timeout)} s ({type(exc).__name__})") from exc
+    except requests.RequestException as exc:
+        raise CallFailed(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
+    if require_ok and not 200 <= response.status_code < 300:
+        snippet = response.text[:ERROR_BODY_CHARS]
+        raise CallFailed(f"{method} {url} answered {response.status_code} {response.reason}: {snippet}",
+                         status=response.status_code)
+    return response
+
+
+def _seconds(timeout):
+    return f"{timeout:g}" if isinstance(timeout, (int, float)) else str(timeout)
+
+
+def post_json(url, body, timeout, headers=None):
+    """POST ``body`` as JSON; returns the response, raises :class:`CallFailed` unless it is 2xx."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return send("POST", url, timeout, headers=headers, data=orjson.dumps(body), require_ok=True)
+
+
+def read_start(response, limit, timeout, method, url):
+    """The first ``limit`` bytes of a streamed body and whether there was more.
+
+    The body must arrive within ``timeout`` seconds, else :class:`CallTimeout`; a
+    network error while reading raises :class:`CallFailed`.
+    """
+    content, deadline = bytearray(), time.monotonic() + timeout
+    try:
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            if time.monotonic() > deadline:
+                raise CallTimeout(f"{method} {url} timed out after {timeout:g} s reading the answer")
+            content += chunk
+            if len(content) > limit:
+                return bytes(content[:limit]), True
+    except requests.RequestException as exc:
+        kind = CallTimeout if isinstance(exc, requests.Timeout) else CallFailed
+        raise kind(f"{method} {url} failed reading the answer: {type(exc).__name__}: {exc}") from exc
+    return bytes(content), False
+
+
+def reason_phrase(response):
+    """The answer's reason phrase, else the standard one for its status, else ``Server Error``."""
+    if response.reason:
+        return response.reason
+    try:
+        return HTTPStatus(response.status_code).phrase
+    except ValueError:
+        return "Server Error"
