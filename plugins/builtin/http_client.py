@@ -12,6 +12,7 @@ import http.cookiejar
 import os
 import threading
 import time
+import urllib.request
 from http import HTTPStatus
 
 import orjson
@@ -27,6 +28,8 @@ POOL_SIZE = 64
 ERROR_BODY_CHARS = 200
 USER_AGENT = f"tubeway/{__version__}"
 _CHUNK_BYTES = 16 * 1024
+#: Environment variables requests would read on each call (compared in lower case).
+_ENVIRONMENT_NAMES = {"requests_ca_bundle", "curl_ca_bundle", "netrc"}
 
 _lock = threading.Lock()
 _session = None
@@ -68,7 +71,17 @@ def _new_session():
     client.mount("https://", adapter)
     client.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     client.headers["User-Agent"] = USER_AGENT
+    # With trust_env, requests reads proxy, CA bundle and netrc settings from the
+    # environment again on every call, a large share of its cost; skip that when
+    # none of them is set.
+    client.trust_env = _environment_matters()
     return client
+
+
+def _environment_matters():
+    names = {name.lower() for name in os.environ}
+    return bool(urllib.request.getproxies()) or bool(names & _ENVIRONMENT_NAMES) or \
+        os.path.exists(os.path.expanduser("~/.netrc"))
 
 
 def send(method, url, timeout, headers=None, params=None, data=None, json=None, require_ok=False, stream=False):
