@@ -9,8 +9,8 @@ one).
 Splitting is hierarchical with a bounded fan-out: the fraction job and every split
 step create at most ``fraction_fanout`` children, each step covering a contiguous
 run of leaves, so no process ever holds more than one step's children however large
-the range. Children sort before their parent's siblings (a lower priority number),
-so the first leaves run right away and the queue stays shallow. The fraction job
+the range. Priorities order the work (see :func:`order`) so the first leaves run
+right away, workers never wait between steps, and the queue stays shallow. The fraction job
 waits for its leaves (``await_children``): its progress counts them, it ends ``done``
 when every leaf is done and ``failed`` as soon as one runs out of attempts.
 """
@@ -18,12 +18,15 @@ import math
 
 from tubeway import hookimpl
 from tubeway.core.errors import ValidationError
+from tubeway.core.job import MAX_PRIORITY
 from tubeway.plugins.hookspecs import JobKind
 
 KIND = "fraction"
 LEAF_KIND = "http"
 MIN_GAP = 10
 STEP_ATTEMPTS = 3
+#: Deeper than any split can go (fan-out >= 2 over at most 2**63 leaves).
+MAX_DEPTH = 64
 LIMIT = 2**63 - 1
 
 
@@ -70,25 +73,38 @@ def split(first, stop, fanout):
     return [(start, min(start + size, stop)) for start in range(first, stop, size)]
 
 
+def order(base, depth, kind):
+    """The priority of a child: steps that make leaves, then leaves, then upper steps deepest first.
+
+    Steps whose children are leaves run before the leaves already queued, so up to
+    ``fanout`` squared leaves wait ready and workers never idle between steps; upper
+    steps run only when no leaf is waiting, deepest first, so the queue stays shallow.
+    """
+    offset = {"leaf": -1, "leaf-step": -2}.get(kind, MAX_DEPTH - depth)
+    return max(-MAX_PRIORITY, min(MAX_PRIORITY, base + offset))
+
+
 def children(job, payload, first, stop, fanout):
     """Specs for the children of a step covering leaves ``[first, stop)``: leaves, or smaller steps."""
     root = payload.get("root") or job["id"]
+    base = payload.get("base", job["priority"])
     depth = payload.get("depth", 0) + 1
-    common = {"namespace": job["namespace"], "queue": job["queue"], "priority": job["priority"] - 1,
-              "labels": {"fraction": root}}
+    common = {"namespace": job["namespace"], "queue": job["queue"], "labels": {"fraction": root}}
     low, high, gap = payload["min"], payload["max"], payload["gap"]
     if stop - first <= fanout:
         leaves = []
         for index in range(first, stop):
             start, end = leaf_bounds(low, high, gap, index)
-            leaves.append({**common, "kind": LEAF_KIND, "payload": inject(payload["task"], start, end, gap),
-                           "parent": root, "attempts": payload.get("leaf_attempts", job["max_attempts"]),
+            leaves.append({**common, "kind": LEAF_KIND, "priority": order(base, depth, "leaf"),
+                           "payload": inject(payload["task"], start, end, gap), "parent": root,
+                           "attempts": payload.get("leaf_attempts", job["max_attempts"]),
                            "backoff": payload.get("leaf_backoff", job["backoff"])})
         return leaves
-    # Steps carry the fraction's own attempts and backoff down to the leaves they make.
-    inherited = {"leaf_attempts": payload.get("leaf_attempts", job["max_attempts"]),
+    # Steps carry the fraction's base priority, attempts and backoff down to the leaves they make.
+    inherited = {"base": base, "leaf_attempts": payload.get("leaf_attempts", job["max_attempts"]),
                  "leaf_backoff": payload.get("leaf_backoff", job["backoff"])}
     return [{**common, "kind": KIND, "attempts": STEP_ATTEMPTS,
+             "priority": order(base, depth, "leaf-step" if b - a <= fanout else "step"),
              "payload": {**payload, **inherited, "root": root, "depth": depth, "leaves": [a, b]}}
             for a, b in split(first, stop, fanout)]
 

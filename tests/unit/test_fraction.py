@@ -102,3 +102,29 @@ def test_invalid_ranges_name_the_field(low, high, gap, field):
     with pytest.raises(ValidationError) as error:
         fraction.check_range(low, high, gap)
     assert error.value.field == field
+
+
+def test_best_first_scheduling_keeps_the_queue_shallow_and_starts_leaves_at_once():
+    """Run a fraction the way the broker orders work (lowest priority, then oldest) and watch the queue."""
+    import heapq
+    import itertools
+
+    fanout, order = 4, itertools.count()
+    queue = [(0, next(order), root_job(0, 4**5 * 10 - 1, 10))]
+    ran_before_first_leaf, seen_leaf, most_waiting_leaves, leaves = 0, False, 0, []
+    while queue:
+        _, _, job = heapq.heappop(queue)
+        if job.get("kind") == "http":
+            seen_leaf = True
+            leaves.append(job)
+            continue
+        ran_before_first_leaf += not seen_leaf
+        context = Context(fanout)
+        fraction.tubeway_run_job(job, context)
+        for n, spec in enumerate(context.spawned):
+            child = {**spec, "id": f"{job['id']}.{n}", "max_attempts": spec["attempts"],
+                     "backoff": normalize_backoff(None)}
+            heapq.heappush(queue, (spec["priority"], next(order), child))
+        most_waiting_leaves = max(most_waiting_leaves, sum(1 for _, _, j in queue if j.get("kind") == "http"))
+    assert len(ranges(leaves)) == 4**5 and ran_before_first_leaf <= 5 + fanout
+    assert most_waiting_leaves <= fanout * fanout
