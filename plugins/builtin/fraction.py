@@ -6,11 +6,11 @@ the last ending at ``max``; each leaf is one ``http`` job with ``_min``, ``_max`
 ``_gap`` injected into the task's ``json`` (or into its ``query_string`` when it has
 one).
 
-Splitting is hierarchical with a bounded fan-out: the fraction job and every split
-step create at most ``fraction_fanout`` children, each step covering a contiguous
-run of leaves, so no process ever holds more than one step's children however large
-the range. Priorities order the work (see :func:`order`) so the first leaves run
-right away, workers never wait between steps, and the queue stays shallow. The fraction job
+Splitting is hierarchical with a bounded fan-out (see :func:`children`): the
+fraction job and every split step create at most ``fraction_fanout`` children, so
+no process ever holds more than one step's children however large the range, and
+the tree is explored lazily from the left, so the first leaves run at once and only
+a few steps wait at any time. Leaves sort before steps: steps use spare capacity. The fraction job
 waits for its leaves (``await_children``): its progress counts them, it ends ``done``
 when every leaf is done and ``failed`` as soon as one runs out of attempts.
 """
@@ -25,7 +25,7 @@ KIND = "fraction"
 LEAF_KIND = "http"
 MIN_GAP = 10
 STEP_ATTEMPTS = 3
-#: Deeper than any split can go (fan-out >= 2 over at most 2**63 leaves).
+#: Deeper than any split goes (a fan-out of at least 2 over at most 2**63 leaves).
 MAX_DEPTH = 64
 LIMIT = 2**63 - 1
 
@@ -67,46 +67,58 @@ def inject(task, start, end, gap):
     return leaf
 
 
-def split(first, stop, fanout):
-    """Contiguous runs covering leaves ``[first, stop)``, at most ``fanout`` of them."""
-    size = math.ceil((stop - first) / fanout)
-    return [(start, min(start + size, stop)) for start in range(first, stop, size)]
-
-
-def order(base, depth, kind):
-    """The priority of a child: steps that make leaves, then leaves, then upper steps deepest first.
-
-    Steps whose children are leaves run before the leaves already queued, so up to
-    ``fanout`` squared leaves wait ready and workers never idle between steps; upper
-    steps run only when no leaf is waiting, deepest first, so the queue stays shallow.
-    """
-    offset = {"leaf": -1, "leaf-step": -2}.get(kind, MAX_DEPTH - depth)
-    return max(-MAX_PRIORITY, min(MAX_PRIORITY, base + offset))
-
-
 def children(job, payload, first, stop, fanout):
-    """Specs for the children of a step covering leaves ``[first, stop)``: leaves, or smaller steps."""
+    """Specs for the children of a step covering leaves ``[first, stop)``.
+
+    A small range becomes its leaves. A larger one is cut into chunks of about
+    ``1/(fanout-1)`` of it, explored lazily from the left: the step makes only its
+    first chunk (the chunk's leaves, or a step splitting it further) and one
+    continuation step for the chunks after it. So a step makes at most ``fanout``
+    jobs, the first leaf is a few steps away however large the range, and only a
+    handful of steps per level wait at any time.
+    """
     root = payload.get("root") or job["id"]
     base = payload.get("base", job["priority"])
-    depth = payload.get("depth", 0) + 1
     common = {"namespace": job["namespace"], "queue": job["queue"], "labels": {"fraction": root}}
-    low, high, gap = payload["min"], payload["max"], payload["gap"]
-    if stop - first <= fanout:
-        leaves = []
-        for index in range(first, stop):
-            start, end = leaf_bounds(low, high, gap, index)
-            leaves.append({**common, "kind": LEAF_KIND, "priority": order(base, depth, "leaf"),
-                           "payload": inject(payload["task"], start, end, gap), "parent": root,
-                           "attempts": payload.get("leaf_attempts", job["max_attempts"]),
-                           "backoff": payload.get("leaf_backoff", job["backoff"])})
-        return leaves
-    # Steps carry the fraction's base priority, attempts and backoff down to the leaves they make.
-    inherited = {"base": base, "leaf_attempts": payload.get("leaf_attempts", job["max_attempts"]),
+    inherited = {"root": root, "base": base, "leaf_attempts": payload.get("leaf_attempts", job["max_attempts"]),
                  "leaf_backoff": payload.get("leaf_backoff", job["backoff"])}
-    return [{**common, "kind": KIND, "attempts": STEP_ATTEMPTS,
-             "priority": order(base, depth, "leaf-step" if b - a <= fanout else "step"),
-             "payload": {**payload, **inherited, "root": root, "depth": depth, "leaves": [a, b]}}
-            for a, b in split(first, stop, fanout)]
+    chunk = payload.get("chunk")
+    if chunk is None and stop - first <= fanout:
+        return leaves(job, payload, first, stop, common, base)
+    chunk = chunk or math.ceil((stop - first) / (fanout - 1))
+    head = min(first + chunk, stop)
+    depth = payload.get("depth", 0)
+    if chunk <= fanout - 1:
+        made = leaves(job, payload, first, head, common, base)
+    else:
+        made = [step(payload, inherited, common, first, head, None, depth + 1)]
+    if head < stop:
+        made.append(step(payload, inherited, common, head, stop, chunk, depth))
+    return made
+
+
+def step(payload, inherited, common, first, stop, chunk, depth):
+    """A split step covering leaves ``[first, stop)`` (a continuation when ``chunk`` is given).
+
+    Deeper steps sort first, so the tree is walked depth first and the leftmost
+    leaves come first; every step sorts after every leaf.
+    """
+    body = {**payload, **inherited, "leaves": [first, stop], "chunk": chunk, "depth": depth}
+    priority = min(MAX_PRIORITY, inherited["base"] + MAX_DEPTH - depth)
+    return {**common, "kind": KIND, "attempts": STEP_ATTEMPTS, "priority": priority, "payload": body}
+
+
+def leaves(job, payload, first, stop, common, base):
+    """The ``http`` jobs of leaves ``[first, stop)``; they sort before steps, so steps fill spare capacity only."""
+    low, high, gap = payload["min"], payload["max"], payload["gap"]
+    made = []
+    for index in range(first, stop):
+        start, end = leaf_bounds(low, high, gap, index)
+        made.append({**common, "kind": LEAF_KIND, "priority": max(-MAX_PRIORITY, base - 1),
+                     "payload": inject(payload["task"], start, end, gap), "parent": payload.get("root") or job["id"],
+                     "attempts": payload.get("leaf_attempts", job["max_attempts"]),
+                     "backoff": payload.get("leaf_backoff", job["backoff"])})
+    return made
 
 
 @hookimpl

@@ -6,6 +6,9 @@ Benchmarks (``--only NAME``, repeatable or comma-separated):
 * ``e2e``: 100,000 no-op jobs submitted and drained by 2 workers (bench_throughput.py)
 * ``latency``: dispatch and round-trip latency of single jobs on an idle system (bench_latency.py)
 * ``memory``: broker RSS with 1,000,000 queued jobs (bench_memory.py)
+* ``callbacks``: 20,000 ``http`` jobs delivered to a fast local sink by 2 workers (bench_callbacks.py)
+* ``fraction``: a fraction of 10^6 leaves delivered to the sink, memory sampled; first leaf of 10^9 ids
+  (bench_fraction.py)
 
 ``--quick`` runs 10x smaller counts (and 2 s HTTP runs) for trying things out;
 ``--load-tool python`` forces the Python HTTP load generator even when wrk is installed. The
@@ -18,6 +21,8 @@ import sys
 import time
 import traceback
 
+import bench_callbacks
+import bench_fraction
 import bench_http
 import bench_latency
 import bench_memory
@@ -26,7 +31,8 @@ import loadgen
 import report
 from harness import HERE
 
-BENCHMARKS = {module.NAME: module for module in (bench_http, bench_throughput, bench_latency, bench_memory)}
+BENCHMARKS = {module.NAME: module for module in (bench_http, bench_throughput, bench_latency, bench_memory,
+                                                    bench_callbacks, bench_fraction)}
 DEFAULT_JSON = HERE / "last-run.json"
 
 
