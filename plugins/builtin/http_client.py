@@ -28,8 +28,6 @@ POOL_SIZE = 64
 ERROR_BODY_CHARS = 200
 USER_AGENT = f"tubeway/{__version__}"
 _CHUNK_BYTES = 16 * 1024
-#: Environment variables requests would read on each call (compared in lower case).
-_ENVIRONMENT_NAMES = {"requests_ca_bundle", "curl_ca_bundle", "netrc"}
 
 _lock = threading.Lock()
 _session = None
@@ -72,16 +70,18 @@ def _new_session():
     client.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     client.headers["User-Agent"] = USER_AGENT
     # With trust_env, requests reads proxy, CA bundle and netrc settings from the
-    # environment again on every call, a large share of its cost; skip that when
-    # none of them is set.
-    client.trust_env = _environment_matters()
+    # environment again on every call, a large share of its cost. Read the CA bundle
+    # once here, and keep trust_env only where proxies or a netrc file need it.
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        client.verify = bundle
+    client.trust_env = bool(urllib.request.getproxies()) or _netrc_exists()
     return client
 
 
-def _environment_matters():
-    names = {name.lower() for name in os.environ}
-    return bool(urllib.request.getproxies()) or bool(names & _ENVIRONMENT_NAMES) or \
-        os.path.exists(os.path.expanduser("~/.netrc"))
+def _netrc_exists():
+    paths = [os.environ["NETRC"]] if os.environ.get("NETRC") else ["~/.netrc", "~/_netrc"]
+    return any(os.path.exists(os.path.expanduser(path)) for path in paths)
 
 
 def send(method, url, timeout, headers=None, params=None, data=None, json=None, require_ok=False, stream=False):
