@@ -5,12 +5,10 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-import requests
 
 from tubeway import hookimpl
 from tubeway.core.errors import ConfigError, UnknownKind, ValidationError
 from tubeway.core.settings import load_settings
-from tubeway.plugins.builtin import http_client
 from tubeway.plugins.hookspecs import JobKind
 from tubeway.plugins.manager import PluginManager
 
@@ -397,103 +395,3 @@ def test_an_entry_point_that_fails_to_import_names_the_plugin(tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match="plugin 'broken' failed to load: ModuleNotFoundError"):
         PluginManager.load(settings())
-
-
-# Built-in plugins' own checks.
-
-@pytest.mark.parametrize("spec", [
-    {"kind": "sleep", "payload": -1},
-    {"kind": "sleep", "payload": "5"},
-    {"kind": "fail", "payload": 3},
-    {"kind": "callback", "payload": {"url": "ftp://x"}},
-    {"kind": "callback", "payload": "http://x"},
-    {"kind": "callback", "payload": {"url": "http://x", "headers": {"a": 1}}},
-    {"kind": "spawn", "payload": [{"kind": "noop"}]},
-    {"kind": "spawn", "payload": {"children": {"kind": "noop"}}},
-    {"kind": "spawn", "payload": {"children": ["noop"]}},
-    {"kind": "spawn", "payload": {"children": [], "await": "yes"}},
-    {"kind": "spawn", "payload": {"kids": []}},
-])
-def test_builtins_refuse_bad_payloads(spec):
-    with pytest.raises(ValidationError):
-        PluginManager.load(settings()).validate_job(spec, settings())
-
-
-def test_builtins_accept_good_payloads():
-    pm = PluginManager.load(settings())
-    for spec in ({"kind": "sleep", "payload": 0.5}, {"kind": "fail", "payload": None},
-                 {"kind": "spawn", "payload": None}, {"kind": "spawn", "payload": {"children": [{"kind": "noop"}]}},
-                 {"kind": "spawn", "payload": {"children": [], "await": True}},
-                 {"kind": "callback", "payload": {"url": "https://x/y", "body": {"a": 1}}}):
-        pm.validate_job(spec, settings())
-
-
-class FakeAdapter(requests.adapters.BaseAdapter):
-    """Answers every request with a fixed status, remembering the requests (no sockets)."""
-
-    def __init__(self, status=200, error=None):
-        super().__init__()
-        self.status, self.error, self.requests = status, error, []
-
-    def send(self, request, **kwargs):
-        self.requests.append((request, kwargs))
-        if self.error:
-            raise self.error
-        response = requests.Response()
-        response.status_code, response.reason, response._content = self.status, "Reason", b"answer"
-        response.url, response.request = request.url, request
-        return response
-
-    def close(self):
-        pass
-
-
-@pytest.fixture
-def fake_http(monkeypatch):
-    def install(**kwargs):
-        adapter = FakeAdapter(**kwargs)
-        client = http_client._new_session()
-        client.mount("http://", adapter)
-        monkeypatch.setattr(http_client, "session", lambda: client)
-        return adapter
-    return install
-
-
-def test_post_json_sends_json_with_a_timeout(fake_http):
-    adapter = fake_http(status=204)
-    response = http_client.post_json("http://hook.test/done", {"id": "j1"}, timeout=7, headers={"X-A": "1"})
-    assert response.status_code == 204
-    request, kwargs = adapter.requests[0]
-    assert request.method == "POST" and request.body == b'{"id":"j1"}'
-    assert request.headers["Content-Type"] == "application/json" and request.headers["X-A"] == "1"
-    assert kwargs["timeout"] == 7
-
-
-def test_post_json_raises_on_non_2xx_and_network_errors(fake_http):
-    fake_http(status=503)
-    with pytest.raises(http_client.CallFailed, match="answered 503") as caught:
-        http_client.post_json("http://hook.test/", {}, timeout=1)
-    assert caught.value.status == 503
-    fake_http(error=requests.ConnectionError("refused"))
-    with pytest.raises(http_client.CallFailed, match="ConnectionError: refused"):
-        http_client.post_json("http://hook.test/", {}, timeout=1)
-
-
-def test_send_returns_any_status_unless_required(fake_http):
-    fake_http(status=404)
-    assert http_client.send("GET", "http://hook.test/", timeout=1).status_code == 404
-
-
-def test_callback_jobs_post_their_body_within_the_job_timeout(fake_http):
-    adapter = fake_http(status=200)
-    pm = PluginManager.load(settings(["callback"]))
-    context = SimpleNamespace(settings=settings(), remaining=lambda: 2.5)
-    result = pm.run_job(job("callback", {"url": "http://hook.test/cb", "body": {"status": "done"}}), context)
-    assert result == {"status": 200}
-    assert adapter.requests[0][1]["timeout"] == 2.5
-
-
-def test_the_shared_session_is_one_per_process():
-    assert http_client.session() is http_client.session()
-    adapter = http_client.session().get_adapter("http://example.test/")
-    assert adapter._pool_maxsize == http_client.POOL_SIZE
