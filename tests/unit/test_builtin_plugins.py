@@ -7,6 +7,7 @@ import requests
 from tubeway.core.errors import ValidationError
 from tubeway.plugins.builtin import http_client
 from tubeway.plugins.manager import PluginManager
+from test_http_kind import fake_http  # noqa: F401 - the fixture, shared
 from test_plugins import job, settings
 
 
@@ -37,37 +38,6 @@ def test_builtins_accept_good_payloads():
                  {"kind": "spawn", "payload": {"children": [], "await": True}},
                  {"kind": "callback", "payload": {"url": "https://x/y", "body": {"a": 1}}}):
         pm.validate_job(spec, settings())
-
-
-class FakeAdapter(requests.adapters.BaseAdapter):
-    """Answers every request with a fixed status, remembering the requests (no sockets)."""
-
-    def __init__(self, status=200, error=None):
-        super().__init__()
-        self.status, self.error, self.requests = status, error, []
-
-    def send(self, request, **kwargs):
-        self.requests.append((request, kwargs))
-        if self.error:
-            raise self.error
-        response = requests.Response()
-        response.status_code, response.reason, response._content = self.status, "Reason", b"answer"
-        response.url, response.request = request.url, request
-        return response
-
-    def close(self):
-        pass
-
-
-@pytest.fixture
-def fake_http(monkeypatch):
-    def install(**kwargs):
-        adapter = FakeAdapter(**kwargs)
-        client = http_client._new_session()
-        client.mount("http://", adapter)
-        monkeypatch.setattr(http_client, "session", lambda: client)
-        return adapter
-    return install
 
 
 def test_post_json_sends_json_with_a_timeout(fake_http):
