@@ -88,17 +88,23 @@ def send(method, url, timeout, headers=None, params=None, data=None, json=None, 
     """Make one HTTP call with the shared session and return the ``requests.Response``.
 
     ``timeout`` (seconds) bounds connecting and each read. ``json`` is encoded with
-    orjson. A network error raises :class:`CallFailed` (:class:`CallTimeout` for a
-    timeout); so does a non-2xx answer when ``require_ok`` is true. With ``stream``
-    the body is read by the caller, who must close the response.
+    orjson. Redirects are followed. A network error raises :class:`CallFailed`
+    (:class:`CallTimeout` for a timeout); so does a non-2xx answer when
+    ``require_ok`` is true. With ``stream`` the body is read by the caller, who must
+    close the response.
     """
-    headers = CaseInsensitiveDict(headers or {})
     if json is not None:
         data = orjson.dumps(json)
+        headers = CaseInsensitiveDict(headers or {})
         headers.setdefault("Content-Type", "application/json")
+    client = session()
     try:
-        response = session().request(method, url, params=params, data=data, headers=headers,
-                                     timeout=timeout, stream=stream)
+        if client.trust_env:  # proxies or netrc: requests reads them per call
+            response = client.request(method, url, params=params, data=data, headers=headers,
+                                      timeout=timeout, stream=stream)
+        else:
+            response = client.send(_prepare(client, method, url, headers, params, data), timeout=timeout,
+                                   stream=stream, verify=_verify(client, url), proxies={})
     except requests.Timeout as exc:
         raise CallTimeout(f"{method} {url} timed out after {_seconds(timeout)} s ({type(exc).__name__})") from exc
     except requests.RequestException as exc:
@@ -108,6 +114,28 @@ def send(method, url, timeout, headers=None, params=None, data=None, json=None, 
         raise CallFailed(f"{method} {url} answered {response.status_code} {response.reason}: {snippet}",
                          status=response.status_code)
     return response
+
+
+def _prepare(client, method, url, headers, params, data):
+    """The request ``Session.request`` would prepare, less its merging of per-call settings we never use.
+
+    The session has no auth, params, hooks or stored cookies of its own, so merging
+    comes down to its headers under the call's (a header set to None is dropped).
+    """
+    merged = CaseInsensitiveDict(client.headers)
+    if headers:
+        merged.update(headers)
+        for name in [name for name, value in merged.items() if value is None]:
+            del merged[name]
+    prepared = requests.PreparedRequest()
+    prepared.prepare(method=method.upper(), url=url, headers=merged, data=data, params=params)
+    return prepared
+
+
+def _verify(client, url):
+    # Certificates only matter for https; sparing http calls the CA bundle path
+    # spares requests a stat() of it per call.
+    return client.verify if url[:6].lower() == "https:" else True
 
 
 def _seconds(timeout):

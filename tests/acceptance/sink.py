@@ -15,6 +15,8 @@ class _Server(ThreadingHTTPServer):
 class Sink:
     """Records every request; answers with the statuses queued in ``replies`` (then 200).
 
+    A reply is a status, or ``(status, headers)`` to add headers (a redirect's ``Location``).
+
     With ``delay`` (seconds) set, each answer is sent that much later (the request is
     recorded at once). A HEAD request is answered without a body.
     """
@@ -35,7 +37,8 @@ class Sink:
                 with sink.lock:
                     sink.requests.append({"method": self.command, "path": self.path,
                                           "headers": dict(self.headers), "body": body})
-                    status = sink.replies.pop(0) if sink.replies else 200
+                    reply = sink.replies.pop(0) if sink.replies else 200
+                    status, extra = reply if isinstance(reply, tuple) else (reply, {})
                     delay = sink.delay
                 if delay:
                     time.sleep(delay)
@@ -43,6 +46,8 @@ class Sink:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", "2")
+                    for name, value in extra.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(b"{}")

@@ -59,6 +59,16 @@ def test_a_task_posts_json_with_its_headers(server):
         assert job["result"]["truncated"] is False and job["result"]["duration"] >= 0
 
 
+def test_a_redirect_is_followed_and_the_last_answer_kept(server):
+    with Sink() as sink:
+        sink.replies.append((302, {"Location": "/moved?to=here"}))
+        post_task(server, url=f"{sink.url}/old", json={"a": 1})
+        requests = received(sink, count=2)
+        assert [(r["method"], r["path"]) for r in requests] == [("POST", "/old"), ("GET", "/moved?to=here")]
+        job = ended_job(server)
+        assert (job["state"], job["result"]["status"]) == ("done", 200)
+
+
 def test_query_string_is_a_form_body_for_post(server):
     with Sink() as sink:
         post_task(server, url=sink.url + "/form?", query_string={"param": "value", "n": 2}, body="ignored")

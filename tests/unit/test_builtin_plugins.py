@@ -78,3 +78,24 @@ def test_the_shared_session_is_one_per_process():
     assert http_client.session() is http_client.session()
     adapter = http_client.session().get_adapter("http://example.test/")
     assert adapter._pool_maxsize == http_client.POOL_SIZE
+
+
+def test_calls_carry_the_session_headers_under_their_own(fake_http):
+    adapter = fake_http(status=200)
+    http_client.send("GET", "http://hook.test/", timeout=1, headers={"Accept": "text/plain", "X-Team": "a"})
+    sent = adapter.requests[0][0].headers
+    assert sent["User-Agent"] == http_client.USER_AGENT
+    assert (sent["Accept"], sent["X-Team"]) == ("text/plain", "a")
+    http_client.send("GET", "http://hook.test/", timeout=1, headers={"User-Agent": None})
+    assert "User-Agent" not in adapter.requests[1][0].headers
+
+
+def test_certificates_are_checked_for_https_calls_only(fake_http, monkeypatch):
+    adapter = fake_http(status=200)
+    client = http_client.session()
+    client.mount("https://", adapter)
+    monkeypatch.setattr(client, "verify", "/etc/bundle.pem")
+    http_client.send("GET", "http://hook.test/", timeout=1)
+    http_client.send("GET", "HTTPS://hook.test/", timeout=1)
+    assert [kwargs["verify"] for _, kwargs in adapter.requests] == [True, "/etc/bundle.pem"]
+
