@@ -172,6 +172,13 @@ class Lifecycle:
         self.release(record["id"])
         self.queued_or_delayed(record)
 
+    def abort(self, job_id):
+        """Tell the worker holding a job that it was cancelled or deleted, then drop its lease."""
+        worker = self.leases.get(job_id)
+        if worker is not None:
+            self.outbox.to_worker(worker.identity, p.ABORT, {"ids": [job_id]})
+        self.release(job_id)
+
     def release(self, job_id):
         """Drop a worker's lease on a job, if a worker holds it."""
         worker = self.leases.pop(job_id, None)

@@ -23,7 +23,7 @@ HEADERS = (CLIENT, WORKER)
 # reported not found, so one dialect never sees another's jobs.
 SUBMIT = b"SUBMIT"      # {"jobs": [spec]} -> {"ids": [id], "created": [bool]}
 GET = b"GET"            # {"id"} -> job
-LIST = b"LIST"          # {"namespace", "queue", "state", "labels", "limit", "cursor"} -> {"jobs", "next_cursor"}
+LIST = b"LIST"          # {"namespace", "queue", "kind", "state", "labels", "limit", "cursor"} -> {"jobs", "next_cursor"}
 QUEUES = b"QUEUES"      # {} -> {"queues": [{"namespace", "queue", "counts": {state: n}}]}
 RETRY = b"RETRY"        # {"id"} -> job (failed or cancelled jobs only)
 CANCEL = b"CANCEL"      # {"id"} -> job (jobs not yet ended only)
@@ -44,6 +44,8 @@ JOBS = b"JOBS"              # b->w {"jobs": [job]}
 RESULTS = b"RESULTS"        # w->b {"results": [result], "started"?: [id], "credit"?: n}; each result frees
                             # one credit; "started" names jobs begun since; "credit" is the new credit
 DISCONNECT = b"DISCONNECT"  # both ways, {}: forget me / register again
+ABORT = b"ABORT"            # b->w {"ids": [id]}: leased jobs were cancelled or deleted; drop them if not
+                            # begun, cancel them if running; their results are no longer wanted
 
 WORKER_COMMANDS = frozenset({READY, HEARTBEAT, RESULTS, DISCONNECT})
 

@@ -169,6 +169,10 @@ class Worker:
             if self._drain_until is None:
                 for job in body.get("jobs") or ():
                     self.runner.submit(job)
+        elif command == p.ABORT:
+            aborted = self.runner.abort(body.get("ids") or ())
+            if aborted:
+                log.info("stopped %d cancelled jobs", aborted)
         elif command == p.DISCONNECT:
             log.info("broker %s asked this worker to register again", self.endpoint)
             if self._drain_until is None:

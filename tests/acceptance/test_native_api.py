@@ -71,6 +71,17 @@ def test_cancel_a_delayed_job(server):
     assert server.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
 
 
+def test_cancelling_a_running_job_stops_it_on_its_worker(cluster):
+    cluster.up("--processes", "1", "--worker-threads", "1")
+    job_id = submit(cluster, {"kind": "sleep", "payload": 60})["id"]
+    poll_until(lambda: record(cluster, job_id)["state"] == "running", what="the sleep job running")
+    assert cluster.post(f"/api/v1/jobs/{job_id}/cancel").json()["state"] == "cancelled"
+    # The worker's only job thread is free again: a job submitted now runs at once.
+    echo_id = submit(cluster, {"kind": "echo", "payload": "next"})["id"]
+    assert poll_until(lambda: ended(cluster, echo_id), timeout=10)["result"] == "next"
+    assert record(cluster, job_id)["state"] == "cancelled"
+
+
 def test_queues_list_counts_per_state(server):
     submit(server, [{"kind": "noop", "queue": "counted", "delay": 60}] * 3)
     queues = server.get("/api/v1/queues").json()["queues"]
