@@ -9,6 +9,9 @@ import enum
 import math
 import random
 import time
+from urllib.parse import urlsplit
+
+import requests
 
 from tubeway.core.errors import UnknownKind, ValidationError
 
@@ -142,7 +145,7 @@ def normalize_spec(spec, now=None, known_kinds=None):
     if delay is not None:
         run_at = now + delay
     callback = spec.get("callback_url")
-    if callback is not None and (not isinstance(callback, str) or not callback.startswith(("http://", "https://"))):
+    if callback is not None and http_url_host(callback) is None:
         raise ValidationError("'callback_url' must be an http(s) URL", "callback_url")
     unique_key = spec.get("unique_key")
     if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_NAME):
@@ -168,15 +171,34 @@ def normalize_spec(spec, now=None, known_kinds=None):
     }
 
 
+def http_url_host(url):
+    """The host of an http(s) URL that Tubeway's HTTP client can call, else None.
+
+    The URL is parsed as the client will prepare it, so what passes here never fails
+    later for its syntax: no whitespace or control characters, a host, a valid port.
+    """
+    if not isinstance(url, str) or any(ord(c) <= 32 or c == "\x7f" for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+        if parts.scheme not in ("http", "https") or not host:
+            return None
+        requests.PreparedRequest().prepare_url(url, None)
+    except (ValueError, requests.RequestException):
+        return None
+    return host
+
+
 def callback_body(job):
     """The JSON a job's callback URL receives when it ends.
 
-    It is the Accepted jobs API's view of the job (``id``, ``queue``, ``status``,
-    ``priority``, ``params``, ``result``) plus ``error`` and ``namespace``.
+    It is the job as the Accepted jobs API shows it (``id``, ``queue``, ``status``,
+    ``priority``, ``params``, ``result``, ``error``), exactly what ``GET /jobs/<id>``
+    answers once the job has ended.
     """
     return {
         "id": job["id"],
-        "namespace": job["namespace"],
         "queue": job["queue"],
         "status": job["state"],
         "priority": job["priority"],

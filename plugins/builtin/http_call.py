@@ -27,6 +27,7 @@ from requests.structures import CaseInsensitiveDict
 
 from tubeway import hookimpl
 from tubeway.core.errors import ValidationError
+from tubeway.core.job import http_url_host
 from tubeway.plugins.builtin.http_client import (ERROR_BODY_CHARS, CallFailed, post_json, read_start,
                                                  reason_phrase, send, size_pool)
 from tubeway.plugins.builtin.http_task import host_allowed, validate_http_payload
@@ -143,8 +144,7 @@ def _run_callback(job, context):
 
 
 def _validate_callback(payload):
-    if not isinstance(payload, dict) or not isinstance(payload.get("url"), str) \
-            or not payload["url"].startswith(("http://", "https://")):
+    if not isinstance(payload, dict) or http_url_host(payload.get("url")) is None:
         raise ValidationError("a callback job's payload needs an http(s) 'url'", "payload")
     headers = payload.get("headers")
     if headers is not None and (not isinstance(headers, dict)

@@ -7,9 +7,8 @@ and one of ``http_allowed_hosts`` when that setting lists any (:func:`host_allow
 """
 import math
 import re
-from urllib.parse import urlsplit
-
 from tubeway.core.errors import ValidationError
+from tubeway.core.job import http_url_host
 
 #: Longest ``timeout`` an ``http`` job may ask for, in seconds.
 MAX_CALL_TIMEOUT = 86400
@@ -40,17 +39,11 @@ def _refuse(message, field="payload"):
 
 def check_url(url, settings=None):
     """Refuse (ValidationError naming ``url``) a URL that is not http(s) with a host, or not allowed."""
-    if not isinstance(url, str) or any(ord(c) <= 32 or c == "\x7f" for c in url):
+    host = http_url_host(url)
+    if host is None:
         _refuse("'url' must be an http or https URL", "url")
-    parts = urlsplit(url)
-    try:
-        parts.port
-    except ValueError:
-        _refuse("'url' must be an http or https URL", "url")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        _refuse("'url' must be an http or https URL", "url")
-    if not host_allowed(parts.hostname, getattr(settings, "http_allowed_hosts", None)):
-        _refuse(f"'url' host '{parts.hostname}' is not in http_allowed_hosts", "url")
+    if not host_allowed(host, getattr(settings, "http_allowed_hosts", None)):
+        _refuse(f"'url' host '{host}' is not in http_allowed_hosts", "url")
 
 
 def check_headers(headers):

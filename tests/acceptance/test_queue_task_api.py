@@ -185,6 +185,8 @@ BAD_TASKS = [
     ({"method": None}, "'method' is required"),
     ({"url": "ftp://127.0.0.1/x"}, "'url' must be an http or https URL"),
     ({"url": "not a url"}, "'url' must be an http or https URL"),
+    ({"url": "http://[zz]/"}, "'url' must be an http or https URL"),
+    ({"url": "http://[::1:9/x"}, "'url' must be an http or https URL"),
     ({"method": "GE T"}, "'method' must be an HTTP method"),
     ({"headers": "Authorization: x"}, "'headers' must be an object"),
     ({"headers": {"X-A": 1}}, "'headers' must be an object"),

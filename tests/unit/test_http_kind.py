@@ -86,6 +86,8 @@ BAD = [
     ({"method": "GET", "url": URL, "other": 1}, "other"),
     ({"method": "G ET", "url": URL}, "method"), ({"method": "GET", "url": "file:///etc/passwd"}, "url"),
     ({"method": "GET", "url": "http://"}, "url"), ({"method": "GET", "url": "http://x:port/"}, "url"),
+    ({"method": "GET", "url": "http://[zz]/"}, "url"), ({"method": "GET", "url": "http://[::1:80/x"}, "url"),
+    ({"method": "GET", "url": "http:///x"}, "url"), ({"method": "GET", "url": "http://a:b@/"}, "url"),
     ({"method": "GET", "url": URL, "headers": {"X": None}}, "headers"),
     ({"method": "GET", "url": URL, "query_string": {"a": float("nan")}}, "query_string"),
     ({"method": "GET", "url": URL, "body": 3}, "body"),

@@ -71,6 +71,8 @@ def test_given_values_are_kept():
     ({"kind": "k", "result_ttl": "1h"}, "result_ttl"),
     ({"kind": "k", "callback_url": "ftp://x"}, "callback_url"),
     ({"kind": "k", "callback_url": 7}, "callback_url"),
+    ({"kind": "k", "callback_url": "http://[zz]/"}, "callback_url"), ({"kind": "k", "callback_url": "http:///x"}, "callback_url"),
+    ({"kind": "k", "callback_url": "http://:80/"}, "callback_url"),
     ({"kind": "k", "unique_key": ""}, "unique_key"),
     ({"kind": "k", "unique_key": 12}, "unique_key"),
     ({"kind": "k", "labels": ["a"]}, "labels"),
@@ -211,7 +213,7 @@ def test_states():
 def test_callback_body_shape():
     job = {"id": "j1", "namespace": "ns", "queue": "q", "kind": "k", "state": "done", "priority": 3,
            "payload": {"x": 1}, "result": [1], "error": None, "attempts": 1, "logs": ["x"]}
-    assert callback_body(job) == {"id": "j1", "namespace": "ns", "queue": "q", "status": "done",
+    assert callback_body(job) == {"id": "j1", "queue": "q", "status": "done",
                                   "priority": 3, "params": {"x": 1}, "result": [1], "error": None}
     del job["result"], job["error"]
     body = callback_body(dict(job, state="failed"))
