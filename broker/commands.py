@@ -24,6 +24,19 @@ def _number(body, key, default, maximum=MAX_WAIT):
     return min(float(value), maximum)
 
 
+def _lease_length(record, default):
+    """The length of the lease a running external job holds: the one it was taken or last extended with.
+
+    Taking and extending both set ``updated_at`` with ``lease_until`` (nothing else
+    writes an external job while it runs), so their difference is that length, and it
+    survives a broker restart.
+    """
+    until, since = record.get("lease_until"), record.get("updated_at")
+    if until is None or since is None or until < since:
+        return float(default)
+    return until - since
+
+
 class ClientCommands:
     """Handlers of client requests, bound to the broker's lifecycle and caches."""
 
@@ -74,13 +87,15 @@ class ClientCommands:
         limit = body.get("limit") or 100
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise ValidationError(f"'limit' must be an integer from 1 to {MAX_LIST}", "limit")
+        if body.get("kind") is not None and not isinstance(body["kind"], str):
+            raise ValidationError("'kind' must be a string", "kind")
         cursor = body.get("cursor")
         try:
             after = int(cursor) if cursor not in (None, "") else 0
         except (TypeError, ValueError):
             raise ValidationError("'cursor' is not a cursor this server gave", "cursor") from None
         records = self.store.list(body.get("namespace"), body.get("queue"), state, body.get("labels") or {},
-                                  limit, after, now=self.clock())
+                                  limit, after, now=self.clock(), kind=body.get("kind"))
         next_cursor = str(records[-1]["seq"]) if len(records) == limit else None
         return {"jobs": [public(r) for r in records], "next_cursor": next_cursor}
 
@@ -110,6 +125,7 @@ class ClientCommands:
         record = self.record(body)
         if self.jobs.is_ended(record):
             raise JobConflict(f"job {record['id']} already ended ({record['state']})")
+        self.jobs.abort(record["id"])
         self.jobs.finish(record, "cancelled", error="cancelled")
         return public(record)
 
@@ -118,7 +134,7 @@ class ClientCommands:
         record = self.record(body)
         before = public(record)
         if not self.jobs.is_ended(record):
-            self.jobs.release(record["id"])
+            self.jobs.abort(record["id"])
             self.jobs.dispatcher.forget(record["id"])
             self.jobs.reply_waiters(dict(record, state="cancelled"))
         self.jobs.groups.forget(record["id"])
@@ -167,7 +183,7 @@ class ClientCommands:
     def _extend(self, record, body):
         if record["state"] != "running":
             raise JobConflict(f"job {record['id']} is {record['state']}, not running")
-        lease = _number(body, "lease", float(self.jobs.settings.lease_seconds), maximum=10**9)
+        lease = _number(body, "lease", _lease_length(record, self.jobs.settings.lease_seconds), maximum=10**9)
         lease_until = self.clock() + lease
         self.store.update(record["seq"], lease_until=lease_until, updated_at=self.clock())
         self.jobs.timers["lease"].note(lease_until)

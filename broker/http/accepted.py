@@ -139,14 +139,17 @@ class WantJobHandler(AcceptedHandler):
             self.reply(accepted_job(job))
 
     def _queues(self):
+        """Queues named by the body's ``queue`` (or ``queues``) and by ``?queue=`` (or ``?queues=``)."""
         body = self.json_body(required=False)
         if body is not None and not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object like {\"queue\": [...]}")
-        wanted = (body or {}).get("queue")
-        wanted = [wanted] if isinstance(wanted, str) else [] if wanted is None else wanted
-        if not isinstance(wanted, list):
-            raise ApiError(400, "'queue' must be a string or an array of strings")
-        wanted = wanted + self.get_query_arguments("queue")
+        wanted = []
+        for key in ("queue", "queues"):
+            named = (body or {}).get(key)
+            named = [named] if isinstance(named, str) else [] if named is None else named
+            if not isinstance(named, list):
+                raise ApiError(400, f"'{key}' must be a string or an array of strings")
+            wanted += named + self.get_query_arguments(key)
         if not all(isinstance(q, str) and q for q in wanted):
             raise ApiError(400, "each queue must be a non-empty string")
         return list(dict.fromkeys(wanted))

@@ -221,7 +221,15 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_status(status)
         if status == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="tubeway"')
+        elif status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.write_error_body(status, message, **extra)
+
+    def allowed_methods(self):
+        """The HTTP methods this handler answers (for a 405's ``Allow`` header)."""
+        base = tornado.web.RequestHandler
+        return [method for method in self.SUPPORTED_METHODS
+                if getattr(type(self), method.lower(), None) is not getattr(base, method.lower(), None)]
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, BrokerUnavailable):

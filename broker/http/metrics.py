@@ -1,4 +1,4 @@
-"""Operational routes: ``GET /healthz`` (open to all) and ``GET /metrics`` (Prometheus text)."""
+"""Operational routes: ``GET /healthz`` (and ``HEAD``, open to all) and ``GET /metrics`` (Prometheus text)."""
 from tubeway.broker.http.base import BaseHandler, routes_with_slash
 from tubeway.core.errors import TubewayError
 
@@ -9,7 +9,11 @@ HEALTH_TIMEOUT = 1.0
 class HealthHandler(BaseHandler):
     """200 once the broker answers and at least one worker is connected, else 503."""
 
-    open_methods = frozenset({"GET"})
+    open_methods = frozenset({"GET", "HEAD"})
+
+    async def head(self):
+        """The same answer without its body (load balancers probe with HEAD)."""
+        await self.get()
 
     async def get(self):
         try:

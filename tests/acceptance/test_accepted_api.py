@@ -75,6 +75,9 @@ def test_want_job_can_be_restricted_to_queues(server):
     assert server.post("/want_job?queue=b").json()["id"] == b
     assert server.post("/want_job", json={"queue": "b"}).status_code == 204
     assert server.post("/want_job", json={"queue": "a"}).json()["id"] == a
+    c = post_job(server, queue="c").json()["id"]
+    assert server.post("/want_job", json={"queues": ["a", "b"]}).status_code == 204  # "queues" is accepted too
+    assert server.post("/want_job?queues=c").json()["id"] == c
 
 
 def test_block_for_waits_for_a_job_to_arrive(server):
@@ -102,6 +105,15 @@ def test_running_update_extends_the_lease(server):
     assert response.status_code == 200
     time.sleep(1.5)
     assert status(server, job_id) == "running"
+
+
+def test_running_update_without_a_timeout_renews_the_lease_taken(server):
+    job_id = post_job(server).json()["id"]
+    server.post("/want_job", headers={"X-Accepted-Timeout": "2"})
+    time.sleep(1)
+    assert server.put(f"/jobs/{job_id}", json={"status": "running"}).status_code == 200
+    # Renewed for the 2 s it was taken with (not the 300 s default): back in the queue about 3 s in.
+    poll_until(lambda: status(server, job_id) == "queued", timeout=6, what="the renewed lease ran out")
 
 
 def test_delay_holds_the_job_back(server):
@@ -187,6 +199,7 @@ def test_callback_receives_the_job_when_it_ends_with_retries(server):
         poll_until(lambda: len(sink.requests) >= 2, timeout=15, what="callback retried")
         body = sink.json_bodies()[-1]
         assert body["id"] == job_id and body["status"] == "done" and body["result"] == {"x": 1}
+        assert body == server.get(f"/jobs/{job_id}").json()  # the job exactly as the API shows it
         assert sink.requests[-1]["path"] == "/hook" and sink.requests[-1]["method"] == "POST"
 
 
@@ -209,4 +222,6 @@ def test_auth_tokens_guard_every_route_but_healthz(cluster):
     assert cluster.post("/want_job", headers=basic).status_code == 200
     assert cluster.post("/want_job", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert cluster.get("/healthz").status_code == 200
+    head = cluster.request("HEAD", "/healthz")
+    assert head.status_code == 200 and head.content == b""
     assert cluster.get("/metrics").status_code == 401

@@ -215,3 +215,5 @@ class UpdateDeleteTest(HttpCase):
     def test_other_methods_are_405_in_the_dialect_format(self):
         self.assertEqual(self.call_json("PATCH", "/jobs/x", {}), (405, {"error": "method not allowed"}))
         self.assertEqual(self.call_json("GET", "/want_job"), (405, {"error": "method not allowed"}))
+        self.assertEqual(self.call("GET", "/want_job").headers["Allow"], "POST")
+        self.assertEqual(self.call("PATCH", "/jobs/x", {}).headers["Allow"], "GET, DELETE, PUT")
