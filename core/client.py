@@ -30,10 +30,10 @@ class BrokerCalls:
         """The job record with this id (``namespace``, when given, must match too)."""
         return self.call(p.GET, {"id": job_id, "namespace": namespace})
 
-    def list_jobs(self, namespace=None, queue=None, state=None, labels=None, limit=100, cursor=None):
+    def list_jobs(self, namespace=None, queue=None, state=None, labels=None, limit=100, cursor=None, kind=None):
         """A page of jobs, oldest first: ``{"jobs", "next_cursor"}``."""
         body = {"namespace": namespace, "queue": queue, "state": state, "labels": labels or {},
-                "limit": limit, "cursor": cursor}
+                "limit": limit, "cursor": cursor, "kind": kind}
         return self.call(p.LIST, body)
 
     def queues(self):

@@ -64,6 +64,7 @@ class JobsHandler(BaseHandler):
         page = await self.broker.list_jobs(
             namespace=self.get_query_argument("namespace", None) or None,
             queue=self.get_query_argument("queue", None) or None,
+            kind=self.get_query_argument("kind", None) or None,
             state=state,
             labels=parse_labels(self.get_query_arguments("label")),
             limit=DEFAULT_LIST if limit is None else parse_count(limit, "limit", MAX_LIST, minimum=1),

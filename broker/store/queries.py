@@ -183,10 +183,10 @@ class Store:
         return [to_record(rows[s]) for s in seqs if s in rows]
 
     @_after_flush
-    def list(self, namespace=None, queue=None, state=None, labels=None, limit=100, after=0, now=None):
+    def list(self, namespace=None, queue=None, state=None, labels=None, limit=100, after=0, now=None, kind=None):
         """A page of records oldest first, after ``seq`` ``after``, filtered; unexpired only."""
         query = Job.select().where(Job.seq > after)
-        for column, value in ((Job.namespace, namespace), (Job.queue, queue), (Job.state, state)):
+        for column, value in ((Job.namespace, namespace), (Job.queue, queue), (Job.state, state), (Job.kind, kind)):
             if value is not None:
                 query = query.where(column == value)
         for key, value in (labels or {}).items():

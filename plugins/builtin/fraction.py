@@ -22,6 +22,8 @@ from tubeway.core.job import MAX_PRIORITY
 from tubeway.plugins.hookspecs import JobKind
 
 KIND = "fraction"
+#: The kind of a split step: only the fraction itself is of kind ``fraction``.
+STEP_KIND = "fraction.step"
 LEAF_KIND = "http"
 MIN_GAP = 10
 STEP_ATTEMPTS = 3
@@ -105,7 +107,7 @@ def step(payload, inherited, common, first, stop, chunk, depth):
     """
     body = {**payload, **inherited, "leaves": [first, stop], "chunk": chunk, "depth": depth}
     priority = min(MAX_PRIORITY, inherited["base"] + MAX_DEPTH - depth)
-    return {**common, "kind": KIND, "attempts": STEP_ATTEMPTS, "priority": priority, "payload": body}
+    return {**common, "kind": STEP_KIND, "attempts": STEP_ATTEMPTS, "priority": priority, "payload": body}
 
 
 def leaves(job, payload, first, stop, common, base):
@@ -123,19 +125,24 @@ def leaves(job, payload, first, stop, common, base):
 
 @hookimpl
 def tubeway_job_kinds():
-    """``fraction``: a range split into ``http`` calls of ``gap`` ids."""
-    return [JobKind(KIND, True, "Splits min..max into http calls of gap ids each; waits for them all.")]
+    """``fraction``: a range split into ``http`` calls of ``gap`` ids; ``fraction.step``: one split step of it."""
+    return [JobKind(KIND, True, "Splits min..max into http calls of gap ids each; waits for them all."),
+            JobKind(STEP_KIND, True, "One split step of a fraction: makes the next leaves and steps.")]
 
 
 @hookimpl
 def tubeway_validate_job(spec):
     """The payload needs a ``task`` object and a valid ``min``/``max``/``gap``."""
-    if spec["kind"] != KIND:
+    if spec["kind"] not in (KIND, STEP_KIND):
         return
     payload = spec.get("payload")
     if not isinstance(payload, dict) or not isinstance(payload.get("task"), dict):
         raise ValidationError("a fraction's payload needs 'task' (an http task) and 'min', 'max', 'gap'", "payload")
     check_range(payload.get("min"), payload.get("max"), payload.get("gap"))
+    body = payload["task"].get("json")
+    if body not in (None, "", [], {}) and not isinstance(body, dict):
+        raise ValidationError("a fraction's 'json' must be an object: each leaf adds '_min', '_max' and '_gap' to it",
+                              "json")
 
 
 @hookimpl

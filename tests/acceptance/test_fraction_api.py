@@ -59,6 +59,21 @@ def test_uneven_ranges_from_zero_go_into_the_query_string_of_a_get(server):
         assert {r["method"] for r in sink.requests} == {"GET"}
 
 
+def test_the_fraction_is_the_one_job_of_kind_fraction_and_its_leaves_name_it(server):
+    with Sink() as sink:
+        assert post_fraction(server, url=sink.url, min=0, max=999, gap=10).status_code == 200
+        job = poll_until(lambda: ended(server), timeout=60, what="fraction done")
+        assert job["state"] == "done" and job["parent"] is None
+
+        def listed(kind):
+            params = {"namespace": "queue", "queue": "frac", "kind": kind, "limit": 1000}
+            return server.get("/api/v1/jobs", params=params).json()["jobs"]
+        assert [j["id"] for j in listed("fraction")] == [job["id"]]
+        assert listed("fraction.step") and all(j["parent"] is None for j in listed("fraction.step"))
+        leaves = listed("http")
+        assert len(leaves) == 100 and {j["parent"] for j in leaves} == {job["id"]}
+
+
 def test_a_leaf_out_of_attempts_fails_the_fraction(server):
     with Sink() as sink:
         sink.replies = [500]
@@ -75,6 +90,8 @@ def test_a_leaf_out_of_attempts_fails_the_fraction(server):
     ({"min": 0, "max": "100", "gap": 10}, "max"),
     ({"min": -5, "max": 100, "gap": 10}, "min"),
     ({"min": 0, "max": 100}, "gap"),
+    ({"min": 0, "max": 100, "gap": 10, "json": [1, 2]}, "json"),
+    ({"min": 0, "max": 100, "gap": 10, "json": "text"}, "json"),
 ])
 def test_bad_ranges_are_400_naming_the_field_and_store_nothing(server, fields, named):
     response = post_fraction(server, url="http://127.0.0.1:9/x", **fields)

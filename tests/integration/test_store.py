@@ -85,6 +85,12 @@ def test_list_filters_by_state_and_labels_with_a_keyset_cursor(store):
     assert store.list(state="done") == []
 
 
+def test_list_filters_by_kind(store):
+    records = insert(store, spec(kind="echo"), spec(kind="noop"), spec(kind="echo"))
+    assert [r["id"] for r in store.list(kind="echo")] == [records[0]["id"], records[2]["id"]]
+    assert store.list(kind="fraction") == []
+
+
 def test_counts_group_by_queue_and_state(store):
     insert(store, spec(queue="a"), spec(queue="a"), spec(queue="b", run_at=NOW + 5))
     assert sorted(store.counts()) == [("default", "a", "queued", 2), ("default", "b", "delayed", 1)]

@@ -38,7 +38,7 @@ def run_tree(job, fanout):
         root_context = root_context or context
         largest = max(largest, len(context.spawned))
         for n, spec in enumerate(context.spawned):
-            if spec["kind"] == "fraction":
+            if spec["kind"] == fraction.STEP_KIND:
                 pending.append({**spec, "id": f"{current['id']}.{n}", "max_attempts": spec["attempts"],
                                 "backoff": normalize_backoff(None)})
             else:
@@ -128,3 +128,9 @@ def test_best_first_scheduling_keeps_the_queue_shallow_and_starts_leaves_at_once
         most_waiting_leaves = max(most_waiting_leaves, sum(1 for _, _, j in queue if j.get("kind") == "http"))
     assert len(ranges(leaves)) == 4**5 and ran_before_first_leaf <= 5 + fanout
     assert most_waiting_leaves <= fanout * fanout
+
+
+def test_only_the_fraction_itself_is_of_kind_fraction():
+    # run_tree follows fraction.step jobs: a step of any other kind would show up among the leaves.
+    leaves, _, _ = run_tree(root_job(0, 99999, 10), fanout=8)
+    assert len(leaves) == 10000 and {leaf["kind"] for leaf in leaves} == {"http"}

@@ -95,16 +95,17 @@ class ReadTest(HttpCase):
 
 class ListTest(HttpCase):
     def test_filters_reach_the_broker(self):
-        self.call_json("GET", "/api/v1/jobs?namespace=n&queue=q&state=failed&label=a:1&label=b:x:y&limit=5&cursor=c9")
+        self.call_json("GET", "/api/v1/jobs?namespace=n&queue=q&kind=echo&state=failed&label=a:1&label=b:x:y"
+                              "&limit=5&cursor=c9")
         name, body = self.broker.calls[0]
         self.assertEqual(name, "LIST")
-        self.assertEqual(body, {"namespace": "n", "queue": "q", "state": "failed", "labels": {"a": "1", "b": "x:y"},
-                                "limit": 5, "cursor": "c9"})
+        self.assertEqual(body, {"namespace": "n", "queue": "q", "kind": "echo", "state": "failed",
+                                "labels": {"a": "1", "b": "x:y"}, "limit": 5, "cursor": "c9"})
 
     def test_defaults(self):
         self.call_json("GET", "/api/v1/jobs")
         self.assertEqual(self.broker.calls[0][1], {"namespace": None, "queue": None, "state": None, "labels": {},
-                                                   "limit": 100, "cursor": None})
+                                                   "limit": 100, "cursor": None, "kind": None})
 
     def test_pages_with_next_cursor(self):
         for n in range(3):

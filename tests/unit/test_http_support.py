@@ -94,7 +94,7 @@ class FakeBroker(BrokerCalls):
 
     def _list(self, body):
         jobs = [j for j in self.jobs.values()
-                if all(body.get(k) in (None, j[k]) for k in ("namespace", "queue", "state"))
+                if all(body.get(k) in (None, j[k]) for k in ("namespace", "queue", "kind", "state"))
                 and all(j["labels"].get(k) == v for k, v in body["labels"].items())]
         start = int(body.get("cursor") or 0)
         end = start + body["limit"]
