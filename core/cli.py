@@ -45,27 +45,34 @@ class Supervisor:
     :meth:`run` returns 0 after SIGTERM or SIGINT once every child has stopped, or
     non-zero as soon as a child exits on its own (after stopping the others).
     Children stop in tiers, highest first, so the broker (tier 0) outlives its peers.
+    With ``handle_signals`` the signals are caught from the first child on, so one
+    that arrives while children are still starting stops them all as well.
     """
 
-    def __init__(self, role, stop_timeout=STOP_TIMEOUT):
+    def __init__(self, role, stop_timeout=STOP_TIMEOUT, handle_signals=True):
         self.log = logs.get_logger(role)
         self.stop_timeout = stop_timeout
         self.children = []
         self._signal = None
+        self._handle_signals = handle_signals
+        self._previous_handlers = {}
 
     def start(self, name, argv, env=None, tier=0):
         """Start one child (never in a new session: it stays in our process group)."""
+        self._catch_signals()
         proc = subprocess.Popen(argv, env=env)
         self.children.append((name, proc, tier))
         self.log.info("started %s: pid %d", name, proc.pid)
         return proc
 
-    def run(self, poll=0.1, handle_signals=True):
-        """Watch the children until a signal or a child's exit; return the exit code."""
-        previous = {}
-        if handle_signals:
+    def _catch_signals(self):
+        if self._handle_signals and not self._previous_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, self._on_signal)
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def run(self, poll=0.1):
+        """Watch the children until a signal or a child's exit; return the exit code."""
+        self._catch_signals()
         try:
             while self._signal is None:
                 for name, proc, _ in self.children:
@@ -79,8 +86,9 @@ class Supervisor:
             self.stop()
             return 0
         finally:
-            for signum, handler in previous.items():
+            for signum, handler in self._previous_handlers.items():
                 signal.signal(signum, handler)
+            self._previous_handlers = {}
 
     def _on_signal(self, signum, frame):
         self._signal = signum

@@ -133,10 +133,10 @@ def sleeper(seconds=60):
 
 
 def test_supervisor_stops_everyone_when_a_child_dies():
-    supervisor = cli.Supervisor("test", stop_timeout=5)
+    supervisor = cli.Supervisor("test", stop_timeout=5, handle_signals=False)
     survivor = supervisor.start("survivor", sleeper())
     supervisor.start("quitter", [sys.executable, "-c", "raise SystemExit(3)"], tier=1)
-    assert supervisor.run(poll=0.02, handle_signals=False) == 3
+    assert supervisor.run(poll=0.02) == 3
     assert survivor.poll() is not None
 
 
