@@ -8,11 +8,14 @@ JSON body, no delay) go in through the native ``BrokerClient.submit`` in batches
 1,000, so the submission is not the bottleneck and the row measures delivery. The
 clock runs from the first submit until the sink has counted every call (polled
 every 50 ms) and then the broker reports every job done. CPU per process comes from
-``/proc/<pid>/stat`` over the same interval (100% = one core).
+``/proc/<pid>/stat`` over the same interval (100% = one core). Last, ``client_cost``
+measures the CPU one call takes through Tubeway's HTTP client and through the layers
+under it, against the same sink, in the benchmark's own process.
 """
 import os
 import time
 
+import client_cost
 import loadgen
 from fast_sink import start_sink
 from harness import Stack, count_label, poll, state_counts
@@ -105,9 +108,12 @@ def run(rows, quick=False):
         rows.append(Row(NAME, f"sink alone ({SINK_CONNECTIONS} conns, {load.tool}, {seconds:g} s)",
                         load.rate, "req/s"))
         sink.reset()
-        broker, _, workers = start_workers(stack)
+        broker, pool, workers = start_workers(stack)
         figures = deliver(stack, sink, total, {"broker": [broker.pid], "workers": workers,
                                                "sink": [sink_process.pid]})
+        for process in (pool, broker):
+            process.stop()  # the layers are measured with only the sink running
+        costs = client_cost.measure(sink.url, calls=1000 if quick else 4000)
     label = f"{count_label(total)} http jobs (native submit, batches of {count_label(BATCH)}), {WORKERS} workers"
     rows.append(Row(NAME, f"{label}: delivered", figures["rate"], "calls/s", (">=", GOAL)))
     rows.append(Row(NAME, "  of which enqueue alone", figures["enqueue_rate"], "jobs/s"))
@@ -115,6 +121,8 @@ def run(rows, quick=False):
     rows.append(Row(NAME, f"  worker CPU (sum of {WORKERS} processes, 100% = 1 core)", figures["cpu"]["workers"], "%"))
     rows.append(Row(NAME, "  broker CPU", figures["cpu"]["broker"], "%"))
     rows.append(Row(NAME, "  sink CPU", figures["cpu"]["sink"], "%"))
+    for layer, micros in costs.items():
+        rows.append(Row(NAME, f"CPU per call, {layer} (1 process, 16 threads)", micros, "us"))
 
 
 def deliver(stack, sink, total, pids):
