@@ -18,7 +18,7 @@ import time
 import client_cost
 import loadgen
 from fast_sink import start_sink
-from harness import Stack, count_label, poll, state_counts
+from harness import Stack, count_label, poll, state_counts, submit_batches
 from report import Row
 from tubeway.core.job import normalize_spec
 
@@ -132,12 +132,7 @@ def deliver(stack, sink, total, pids):
     client = stack.client()
     cpu_before = {name: cpu_seconds(group) for name, group in pids.items()}
     started = time.perf_counter()
-    sent = 0
-    while sent < total:
-        count = min(BATCH, total - sent)
-        client.submit([spec] * count, timeout=60)
-        sent += count
-    submitted = time.perf_counter()
+    submitting = submit_batches(client, spec, total, BATCH)
     delivered_at = []
 
     def all_done():
@@ -159,5 +154,5 @@ def deliver(stack, sink, total, pids):
     received = sink.count()
     if received != total:
         raise AssertionError(f"the sink counted {received} calls, expected {total}")
-    return {"rate": total / elapsed, "enqueue_rate": total / (submitted - started),
+    return {"rate": total / elapsed, "enqueue_rate": total / submitting,
             "done_lag_ms": (finished - delivered_at[0]) * 1e3, "cpu": cpu}

@@ -7,7 +7,7 @@ them all ended. Run once with ``synchronous=FULL`` (the default) and once with N
 """
 import time
 
-from harness import Stack, count_label, poll, state_counts
+from harness import Stack, count_label, poll, state_counts, submit_batches
 from report import Row
 from tubeway.core.job import normalize_spec
 
@@ -40,12 +40,7 @@ def drain(total, synchronous):
         stack.wait_broker(workers=WORKERS)
         client = stack.client()
         started = time.perf_counter()
-        sent = 0
-        while sent < total:
-            count = min(BATCH, total - sent)
-            client.submit([spec] * count, timeout=60)
-            sent += count
-        submitted = time.perf_counter()
+        submitting = submit_batches(client, spec, total, BATCH)
 
         def all_ended():
             counts = state_counts(client)
@@ -55,4 +50,4 @@ def drain(total, synchronous):
 
         poll(all_ended, total / MIN_RATE, f"{total} jobs done", interval=POLL_SECONDS, processes=stack.processes)
         finished = time.perf_counter()
-    return total / (finished - started), total / (submitted - started)
+    return total / (finished - started), total / submitting

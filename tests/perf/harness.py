@@ -229,6 +229,17 @@ def percentile(sorted_values, pct):
     return sorted_values[int(rank) - 1]
 
 
+def submit_batches(client, spec, total, batch):
+    """Submit ``total`` copies of ``spec`` in batches of ``batch``; returns the seconds it took."""
+    started = time.perf_counter()
+    sent = 0
+    while sent < total:
+        count = min(batch, total - sent)
+        client.submit([spec] * count, timeout=60)
+        sent += count
+    return time.perf_counter() - started
+
+
 def state_counts(client):
     """Job counts per state over every namespace and queue."""
     totals = {}
