@@ -125,8 +125,7 @@ class ClientCommands:
         record = self.record(body)
         if self.jobs.is_ended(record):
             raise JobConflict(f"job {record['id']} already ended ({record['state']})")
-        self.jobs.abort(record["id"])
-        self.jobs.finish(record, "cancelled", error="cancelled")
+        self.jobs.cancel(record)
         return public(record)
 
     def delete(self, identity, request_id, body):
@@ -138,6 +137,7 @@ class ClientCommands:
             self.jobs.dispatcher.forget(record["id"])
             self.jobs.reply_waiters(dict(record, state="cancelled"))
         self.jobs.groups.forget(record["id"])
+        self.jobs.cancel_descendants(record)
         self.store.delete(record["seq"])
         return before
 

@@ -64,10 +64,19 @@ class Groups:
         self.dirty.add(child["parent"])
         self._settle(group)
 
+    def cancelled(self, job_id):
+        """A waiting parent was cancelled: its counters stay as they are, its children no longer count."""
+        group = self.active.pop(job_id, None)
+        if group is not None and job_id in self.dirty:
+            self.jobs.store.update(group.record["seq"], progress=group.progress)
+        self.dirty.discard(job_id)
+        self._not_group(job_id)
+
     def forget(self, job_id):
-        """A parent was deleted."""
+        """A parent was deleted: its children no longer count anywhere."""
         self.active.pop(job_id, None)
         self.dirty.discard(job_id)
+        self._not_group(job_id)
 
     def flush(self):
         """Write the counters that changed (before the turn commits)."""
@@ -79,6 +88,11 @@ class Groups:
         self.dirty.clear()
         for job_id in [i for i, g in self.active.items() if g.done + g.failed >= g.total]:
             del self.active[job_id]
+
+    def _not_group(self, job_id):
+        self._not_groups[job_id] = True
+        if len(self._not_groups) > NEGATIVE_CACHE:
+            self._not_groups.popitem(last=False)
 
     def _settle(self, group):
         record = group.record
@@ -96,10 +110,8 @@ class Groups:
             return group
         record = self.jobs.store.get(parent_id)
         progress = (record or {}).get("progress")
-        if not isinstance(progress, dict) or "total" not in progress:
-            self._not_groups[parent_id] = True
-            if len(self._not_groups) > NEGATIVE_CACHE:
-                self._not_groups.popitem(last=False)
+        if not isinstance(progress, dict) or "total" not in progress or record["state"] == "cancelled":
+            self._not_group(parent_id)
             return None
         group = Group(record, progress.get("done", 0), progress.get("failed", 0), progress["total"])
         self.active[parent_id] = group

@@ -196,13 +196,38 @@ class Lifecycle:
         """A worker's ``done`` result: store its spawned jobs, then end the job or make it wait for children."""
         spawn = result.get("spawn")
         if spawn:
-            self.submit([wire_spec(spec) for spec in spawn])
+            origin = record.get("origin") or record["id"]
+            self.submit([dict(wire_spec(spec), origin=origin) for spec in spawn])
         logs, progress = result.get("logs"), result.get("progress")
         awaiting = result.get("await")
         if isinstance(awaiting, int) and not isinstance(awaiting, bool) and awaiting > 0:
             self.groups.start(record, awaiting, result=result.get("result"), logs=logs)
         else:
             self.finish(record, "done", result=result.get("result"), logs=logs, progress=progress)
+
+    def cancel(self, record):
+        """Cancel a job that has not ended, and with it every job it is waiting for or has spawned."""
+        self.abort(record["id"])
+        self.finish(record, "cancelled", error="cancelled")
+        self.groups.cancelled(record["id"])
+        self.cancel_descendants(record)
+
+    def cancel_descendants(self, record):
+        """Cancel the jobs a job is waiting for or has spawned, so none of its work goes on without it.
+
+        Those are the unended jobs naming it as ``parent`` or ``origin`` (its whole
+        spawn tree), then theirs in turn for the running ones (only a job that ran can
+        have spawned jobs). Workers running any of them are told to stop them.
+        """
+        pending = [record["id"]]
+        while pending:
+            job_id = pending.pop()
+            for descendant in self.store.unended_descendants(job_id):
+                if descendant["state"] == "running":
+                    pending.append(descendant["id"])
+                self.abort(descendant["id"])
+                self.finish(descendant, "cancelled", error=f"cancelled with job {record['id']}")
+                self.groups.cancelled(descendant["id"])
 
     def is_ended(self, record):
         """True if the record's state is final."""

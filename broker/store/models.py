@@ -9,6 +9,7 @@ import os
 from urllib.parse import parse_qs, unquote, urlparse
 
 import peewee as pw
+from playhouse.migrate import SchemaMigrator, migrate
 
 from tubeway.core.errors import ConfigError
 
@@ -43,6 +44,8 @@ class Job(BaseModel):
     unique_key = pw.CharField(max_length=200, null=True)
     labels = pw.TextField(null=True)
     parent = pw.CharField(max_length=36, null=True)
+    #: The job whose spawn tree this job belongs to: the first job that spawned (set by the broker).
+    origin = pw.CharField(max_length=36, null=True)
     result = pw.TextField(null=True)
     error = pw.TextField(null=True)
     progress = pw.TextField(null=True)
@@ -85,6 +88,7 @@ def _add_indexes():
     Job.add_index(Job.index(Job.worker, name="job_worker").where(running & Job.worker.is_null(False)))
     Job.add_index(Job.index(Job.expires_at, name="job_expiry").where(Job.expires_at.is_null(False)))
     Job.add_index(Job.index(Job.parent, name="job_parent").where(Job.parent.is_null(False)))
+    Job.add_index(Job.index(Job.origin, Job.state, name="job_origin").where(Job.origin.is_null(False)))
 
 
 _add_indexes()
@@ -118,8 +122,22 @@ def open_database(url, synchronous="FULL"):
         raise ConfigError(f"db: unsupported database URL '{url}' (use sqlite:///PATH or postgresql://...)")
     database.initialize(db)
     db.connect(reuse_if_open=True)
+    add_missing_columns(db)
     db.create_tables(MODELS, safe=True)
     return db
+
+
+def add_missing_columns(db):
+    """Add the columns a newer Tubeway declares to tables an older one created (all are nullable)."""
+    for model in MODELS:
+        table = model._meta.table_name
+        if not db.table_exists(table):
+            continue
+        present = {column.name for column in db.get_columns(table)}
+        missing = [field for field in model._meta.sorted_fields if field.column_name not in present]
+        if missing:
+            migrator = SchemaMigrator.from_database(db)
+            migrate(*[migrator.add_column(table, field.column_name, field) for field in missing])
 
 
 def is_postgres(db):

@@ -155,6 +155,7 @@ class Store:
             "max_attempts": spec["max_attempts"], "backoff": spec["backoff"], "timeout": spec["timeout"],
             "result_ttl": spec["result_ttl"], "callback_url": spec["callback_url"],
             "unique_key": spec["unique_key"], "labels": spec["labels"], "parent": spec["parent"],
+            "origin": spec.get("origin"),
             "result": None, "error": None, "progress": None, "logs": [], "worker": None,
             "lease_until": None, "deadline": None, "created_at": now, "started_at": None,
             "finished_at": None, "updated_at": now, "expires_at": None,
@@ -195,6 +196,16 @@ class Store:
         if now is not None:
             query = query.where(Job.expires_at.is_null() | (Job.expires_at > now))
         return [to_record(row) for row in query.order_by(Job.seq).limit(limit).dicts()]
+
+    @_after_flush
+    def unended_descendants(self, job_id):
+        """Records of jobs not yet ended that name ``job_id`` as their ``parent`` or ``origin``."""
+        unended = Job.state.in_(("delayed", "queued", "running"))
+        found = {}
+        for link in (Job.parent, Job.origin):
+            for row in Job.select().where((link == job_id) & unended).dicts():
+                found[row["seq"]] = to_record(row)
+        return [found[seq] for seq in sorted(found)]
 
     @_after_flush
     def counts(self):

@@ -1,5 +1,6 @@
 """The Queue task API's ``POST /fraction`` against real processes and a recording sink."""
 import json
+import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -72,6 +73,22 @@ def test_the_fraction_is_the_one_job_of_kind_fraction_and_its_leaves_name_it(ser
         assert listed("fraction.step") and all(j["parent"] is None for j in listed("fraction.step"))
         leaves = listed("http")
         assert len(leaves) == 100 and {j["parent"] for j in leaves} == {job["id"]}
+
+
+def test_cancelling_a_fraction_stops_its_calls(server):
+    with Sink() as sink:
+        sink.delay = 0.2
+        assert post_fraction(server, url=sink.url, min=0, max=9999, gap=10).status_code == 200
+        poll_until(lambda: sink.requests, what="the first leaf call")
+        fraction_id = fraction_job(server)["id"]
+        assert server.post(f"/api/v1/jobs/{fraction_id}/cancel").json()["state"] == "cancelled"
+        params = {"namespace": "queue", "queue": "frac", "limit": 1000}
+        for state in ("queued", "delayed", "running"):
+            assert server.get("/api/v1/jobs", params={**params, "state": state}).json()["jobs"] == []
+        time.sleep(1.0)  # calls in flight at the cancel end within the sink's delay
+        calls = len(sink.requests)
+        time.sleep(1.0)
+        assert len(sink.requests) == calls < 1000  # no call after that: the other leaves never ran
 
 
 def test_a_leaf_out_of_attempts_fails_the_fraction(server):

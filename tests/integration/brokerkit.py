@@ -53,6 +53,8 @@ class ScriptedWorker:
 
     def __init__(self, endpoint, kinds=("echo",), credit=10):
         self.socket = zmq.Context.instance().socket(zmq.DEALER)
+        self.aborted_ids = []
+        self.pending_jobs = []
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(endpoint)
         self.send(p.READY, {"kinds": list(kinds), "credit": credit, "pid": 0, "host": "test"})
@@ -62,17 +64,33 @@ class ScriptedWorker:
 
     def jobs(self, count=1, timeout=5.0):
         """Receive until ``count`` jobs arrived (answering heartbeats)."""
-        got, deadline = [], time.monotonic() + timeout
+        got, self.pending_jobs = self.pending_jobs, []
+        deadline = time.monotonic() + timeout
         while len(got) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.socket.poll(remaining * 1000):
                 raise AssertionError(f"got {len(got)} jobs of {count}")
-            frames = self.socket.recv_multipart()
-            if frames[1] == p.JOBS:
-                got.extend(p.unpack(frames[2])["jobs"])
-            elif frames[1] == p.HEARTBEAT:
-                self.send(p.HEARTBEAT, {})
+            self._receive(got)
         return got
+
+    def aborted(self, count, timeout=5.0):
+        """Receive until ABORT messages named ``count`` jobs; returns their ids (jobs arriving meanwhile are kept)."""
+        deadline = time.monotonic() + timeout
+        while len(self.aborted_ids) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.socket.poll(remaining * 1000):
+                raise AssertionError(f"{len(self.aborted_ids)} jobs aborted of {count}")
+            self._receive(self.pending_jobs)
+        return sorted(self.aborted_ids)
+
+    def _receive(self, jobs):
+        frames = self.socket.recv_multipart()
+        if frames[1] == p.JOBS:
+            jobs.extend(p.unpack(frames[2])["jobs"])
+        elif frames[1] == p.ABORT:
+            self.aborted_ids.extend(p.unpack(frames[2])["ids"])
+        elif frames[1] == p.HEARTBEAT:
+            self.send(p.HEARTBEAT, {})
 
     def finish(self, job, state="done", result=None, error=None, retry=None):
         self.send(p.RESULTS, {"results": [{"id": job["id"], "attempt": job["attempts"], "state": state,

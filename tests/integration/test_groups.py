@@ -103,6 +103,39 @@ def test_spawned_jobs_are_stored_with_the_result(broker):
         worker.close()
 
 
+def test_cancelling_a_parent_cancels_its_whole_spawn_tree_and_stops_it_on_workers(broker):
+    with BrokerClient(broker.endpoint, timeout=5) as client:
+        worker = ScriptedWorker(broker.endpoint)
+        parent_id, children = spawn_three(client, worker)
+        # The first child runs and spawns a grandchild (no parent link: it belongs by origin).
+        finish(worker, children[0], spawn=[spec(payload="grandchild", queue="deeper")])
+        [grandchild] = worker.jobs()
+        assert grandchild["origin"] == parent_id and children[1]["origin"] == parent_id
+        finish(worker, children[1], result="kept")
+        poll_until(lambda: client.get(parent_id)["progress"]["done"] == 2)
+
+        assert client.cancel(parent_id)["state"] == "cancelled"
+        assert worker.aborted(2) == sorted([children[2]["id"], grandchild["id"]])
+        states = {job_id: client.get(job_id)["state"] for job_id in
+                  (children[0]["id"], children[1]["id"], children[2]["id"], grandchild["id"])}
+        assert states == {children[0]["id"]: "done", children[1]["id"]: "done",
+                          children[2]["id"]: "cancelled", grandchild["id"]: "cancelled"}
+        assert client.get(grandchild["id"])["error"] == f"cancelled with job {parent_id}"
+        finish(worker, children[2], result="too late")  # ignored: its lease is gone
+        assert client.get(parent_id)["progress"] == {"done": 2, "failed": 0, "total": 3}
+        worker.close()
+
+
+def test_deleting_a_parent_cancels_what_it_waits_for(broker):
+    with BrokerClient(broker.endpoint, timeout=5) as client:
+        worker = ScriptedWorker(broker.endpoint)
+        parent_id, children = spawn_three(client, worker)
+        client.delete(parent_id)
+        assert worker.aborted(3) == sorted(child["id"] for child in children)
+        assert {client.get(child["id"])["state"] for child in children} == {"cancelled"}
+        worker.close()
+
+
 def _ended(client, job_id):
     job = client.get(job_id)
     return job if job["state"] in ("done", "failed", "cancelled") else None

@@ -1,6 +1,7 @@
 """The storage contract, run against every backend (real SQLite file, real PostgreSQL)."""
 import pytest
 
+from tubeway.broker.store.models import open_database
 from tubeway.broker.store.queries import Store
 from tubeway.core.job import normalize_spec
 
@@ -144,3 +145,16 @@ def test_pending_updates_are_written_before_a_later_statement(store):
         store.update(record["seq"], state="queued", worker=None)
         store.start([record["seq"]], "w2", NOW)
     assert store.get(record["id"])["worker"] == "w2"
+
+
+def test_opening_a_database_of_an_older_version_adds_the_new_columns(db_url, db):
+    # A database created before the origin column existed: drop it (and its index) as if it never had it.
+    db.execute_sql('DROP INDEX "job_origin"')
+    db.execute_sql('ALTER TABLE "tubeway_job" DROP COLUMN "origin"')
+    assert "origin" not in {column.name for column in db.get_columns("tubeway_job")}
+    db.close()
+    reopened = open_database(db_url)
+    assert "origin" in {column.name for column in reopened.get_columns("tubeway_job")}
+    [record] = insert(Store(reopened), spec(kind="echo"))
+    assert Store(reopened).get(record["id"])["origin"] is None
+    reopened.close()
