@@ -5,14 +5,24 @@ Each handler gets the request body and returns the reply data, raises a
 request waits (long-poll) and will be answered later.
 """
 from tubeway.core import protocol as p
-from tubeway.core.errors import JobConflict, JobNotFound, ValidationError
+from tubeway.core.errors import JobConflict, JobNotFound, TubewayError, ValidationError
 from tubeway.core.job import STATES
 from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
+from tubeway.broker.store.queries import count_jobs
 
 PARKED = object()
 MAX_WAIT = 3600.0
 MAX_LIST = 1000
 EXTERNAL = "external"
+
+
+def queues_body(rows):
+    """The QUEUES reply from ``count_jobs`` rows: every namespace and queue with a count per state."""
+    queues = {}
+    for namespace, queue, state, count in rows:
+        entry = queues.setdefault((namespace, queue), {s: 0 for s in STATES})
+        entry[state] = count
+    return {"queues": [{"namespace": n, "queue": q, "counts": c} for (n, q), c in sorted(queues.items())]}
 
 
 def _number(body, key, default, maximum=MAX_WAIT):
@@ -40,8 +50,9 @@ def _lease_length(record, default):
 class ClientCommands:
     """Handlers of client requests, bound to the broker's lifecycle and caches."""
 
-    def __init__(self, lifecycle, registry, metrics, waiters, clock):
+    def __init__(self, lifecycle, registry, metrics, waiters, clock, reads):
         self.jobs = lifecycle
+        self.reads = reads
         self.store = lifecycle.store
         self.registry = registry
         self.metrics = metrics
@@ -100,12 +111,8 @@ class ClientCommands:
         return {"jobs": [public(r) for r in records], "next_cursor": next_cursor}
 
     def queues(self, identity, request_id, body):
-        """Counts per state of every namespace and queue."""
-        queues = {}
-        for namespace, queue, state, count in self.store.counts():
-            entry = queues.setdefault((namespace, queue), {s: 0 for s in STATES})
-            entry[state] = count
-        return {"queues": [{"namespace": n, "queue": q, "counts": c} for (n, q), c in sorted(queues.items())]}
+        """Counts per state of every namespace and queue (counted off the loop)."""
+        return self._answer_later(identity, request_id, count_jobs, queues_body)
 
     def retry(self, identity, request_id, body):
         """Queue a failed or cancelled job again, with fresh attempts."""
@@ -204,5 +211,15 @@ class ClientCommands:
         return {"workers": len(self.registry), "kinds": self.registry.kinds()}
 
     def render_metrics(self, identity, request_id, body):
-        """The Prometheus exposition text."""
-        return {"text": self.metrics.render()}
+        """The Prometheus exposition text (the job counts in it counted off the loop)."""
+        return self._answer_later(identity, request_id, count_jobs, lambda rows: {"text": self.metrics.render(rows)})
+
+    def _answer_later(self, identity, request_id, query, answer):
+        """Run ``query`` on the background reader; reply ``answer(rows)`` when it is done."""
+        def reply(rows, error):
+            if error is None:
+                self.jobs.outbox.reply(identity, request_id, p.ok(answer(rows)))
+            else:
+                self.jobs.outbox.reply(identity, request_id, p.failure(TubewayError(f"reading jobs failed: {error}")))
+        self.reads.submit(query, reply)
+        return PARKED

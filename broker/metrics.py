@@ -37,9 +37,9 @@ class Histogram:
 class BrokerMetrics:
     """Counters the broker updates as jobs move, rendered in the Prometheus text format."""
 
-    def __init__(self, store, workers_connected):
-        self.store = store
+    def __init__(self, workers_connected):
         self.workers_connected = workers_connected
+        self._job_counts = ()
         self.enqueued_by_queue = {}
         self.dispatched_by_queue = {}
         self.finished_by_queue = {}
@@ -68,7 +68,7 @@ class BrokerMetrics:
         """The metric families (called by prometheus_client when rendering)."""
         jobs = GaugeMetricFamily("tubeway_jobs", "Jobs by namespace, queue and state",
                                  labels=["namespace", "queue", "state"])
-        for namespace, queue, state, count in self.store.counts():
+        for namespace, queue, state, count in self._job_counts:
             jobs.add_metric([namespace, queue, state], count)
         yield jobs
         yield _counter("tubeway_jobs_enqueued", "Jobs stored", ["namespace", "queue"], self.enqueued_by_queue)
@@ -83,9 +83,13 @@ class BrokerMetrics:
         workers.add_metric([], self.workers_connected())
         yield workers
 
-    def render(self):
-        """Everything in the Prometheus text exposition format."""
-        return generate_latest(self.registry).decode()
+    def render(self, job_counts):
+        """Everything in the Prometheus text exposition format, with ``job_counts`` from ``count_jobs``."""
+        self._job_counts = job_counts
+        try:
+            return generate_latest(self.registry).decode()
+        finally:
+            self._job_counts = ()
 
 
 def _counter(name, documentation, labels, counts):

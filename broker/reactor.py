@@ -16,6 +16,7 @@ import zmq
 from tubeway.core import protocol as p
 from tubeway.core.errors import JobNotFound, ProtocolError, TubewayError
 from tubeway.core.setting_defs import mask_url
+from tubeway.broker.background import BackgroundReads
 from tubeway.broker.commands import PARKED, ClientCommands
 from tubeway.broker.dispatch import Dispatcher
 from tubeway.broker.lifecycle import Lifecycle, public
@@ -42,11 +43,12 @@ class Broker:
         self.timers = Timers(self.store, clock)
         self.waiters = Waiters()
         self.registry = Registry(float(settings.worker_liveness_seconds), float(settings.heartbeat_seconds))
-        self.metrics = BrokerMetrics(self.store, lambda: len(self.registry))
+        self.metrics = BrokerMetrics(lambda: len(self.registry))
+        self.reads = BackgroundReads(db)
         self.outbox = Outbox()
         self.jobs = Lifecycle(self.store, self.dispatcher, self.timers, self.waiters, self.metrics,
                               self.outbox, settings, clock)
-        self.commands = ClientCommands(self.jobs, self.registry, self.metrics, self.waiters, clock)
+        self.commands = ClientCommands(self.jobs, self.registry, self.metrics, self.waiters, clock, self.reads)
         self.workers = WorkerLink(self.jobs, self.registry, self.outbox, clock)
         self.socket = None
         self.running = False
@@ -81,6 +83,7 @@ class Broker:
         self.running = True
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.reads.read_fd, zmq.POLLIN)
         while self.running:
             poller.poll(self._poll_timeout_ms())
             self.turn(self._drain())
@@ -88,6 +91,12 @@ class Broker:
     def stop(self, *_):
         """Ask the loop to end after the current turn."""
         self.running = False
+
+    def close(self):
+        """Release the socket and the background reader (after :meth:`run` returned)."""
+        self.reads.close()
+        if self.socket is not None:
+            self.socket.close(0)
 
     def _poll_timeout_ms(self):
         now = self.clock()
@@ -113,6 +122,7 @@ class Broker:
         with self.store.atomic():
             for frames in batch:
                 self._handle(frames)
+            self.reads.run_finished()
             self._fire_timers(now)
             self._expire_waiters(now)
             self.workers.check_liveness()
@@ -206,6 +216,7 @@ def serve(settings):
     try:
         broker.run()
     finally:
+        broker.reads.close()
         broker.socket.close()
         db.close()
         log.info("stopped")

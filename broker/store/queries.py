@@ -48,6 +48,17 @@ def to_record(row):
     return record
 
 
+def count_jobs():
+    """Job counts per namespace, queue and state: ``[(namespace, queue, state, n)]``.
+
+    Reads every row, so the broker runs it off its loop (see
+    :mod:`tubeway.broker.background`); safe on any thread, each has its own connection.
+    """
+    query = (Job.select(Job.namespace, Job.queue, Job.state, pw.fn.COUNT(Job.seq))
+             .group_by(Job.namespace, Job.queue, Job.state).tuples())
+    return list(query)
+
+
 def ready_key(record):
     """The dispatcher's key of a record: ``(priority, seq, id)``, lower first."""
     return (record["priority"], record["seq"], record["id"])
@@ -210,9 +221,7 @@ class Store:
     @_after_flush
     def counts(self):
         """Job counts per namespace, queue and state: ``[(namespace, queue, state, n)]``."""
-        query = (Job.select(Job.namespace, Job.queue, Job.state, pw.fn.COUNT(Job.seq))
-                 .group_by(Job.namespace, Job.queue, Job.state).tuples())
-        return list(query)
+        return count_jobs()
 
     @_after_flush
     def ready_queues(self):

@@ -44,7 +44,7 @@ class BrokerThread:
     def stop(self):
         self.broker.stop()
         self.thread.join(5)
-        self.broker.socket.close(0)
+        self.broker.close()
         self.db.close()
 
 

@@ -1,4 +1,5 @@
 """The broker over real sockets: clients, scripted workers, timers, recovery."""
+import threading
 import time
 
 import pytest
@@ -257,3 +258,23 @@ def test_results_carry_the_workers_new_credit(running, client):
     worker.send(p.RESULTS, {"results": [{"id": first[0]["id"], "attempt": 1, "state": "done"}], "credit": 3})
     assert len(worker.jobs(3)) == 3
     worker.close()
+
+
+def test_queues_and_metrics_count_committed_jobs(client):
+    client.submit([job(queue="counted"), job(queue="counted", delay=60)])
+    [entry] = [q for q in client.queues()["queues"] if q["queue"] == "counted"]
+    assert (entry["counts"]["queued"], entry["counts"]["delayed"]) == (1, 1)
+    text = client.metrics()["text"]
+    assert 'tubeway_jobs{namespace="default",queue="counted",state="delayed"} 1.0' in text
+
+
+def test_counting_runs_off_the_loop_so_other_requests_go_on(running, client):
+    release = threading.Event()
+    answered = []
+    running.broker.reads.submit(lambda: release.wait(10), lambda result, error: answered.append(result))
+    try:
+        [job_id] = client.submit([job()])["ids"]  # answered while the slow read still runs
+        assert client.get(job_id)["state"] == "queued" and answered == []
+    finally:
+        release.set()
+    poll_until(lambda: answered == [True], what="the slow read's answer on the loop")
