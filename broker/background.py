@@ -31,6 +31,7 @@ class BackgroundReads:
         self._finished = collections.deque()
         self.read_fd, self._write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
+        os.set_blocking(self._write_fd, False)
         self._thread = None
         if not self.inline:
             self._thread = threading.Thread(target=self._serve, name="broker-reads", daemon=True)
@@ -57,15 +58,21 @@ class BackgroundReads:
         return done
 
     def run_finished(self):
-        """Call the ``then`` of every answer ready (loop side)."""
+        """Call the ``then`` of every answer ready (loop side); one that raises is logged, the others still run."""
         for then, result, error in self.take():
-            then(result, error)
+            try:
+                then(result, error)
+            except Exception:
+                log.exception("handling a background read's answer failed")
 
     def close(self):
-        """Stop the thread (it closes its connection) and the pipe."""
+        """Stop the thread (it closes its connection), then the pipe once nothing can write to it."""
         if self._thread is not None:
             self._tasks.put(None)
             self._thread.join(CLOSE_TIMEOUT)
+            if self._thread.is_alive():
+                log.warning("a background read still runs at shutdown; left to end with the process")
+                return
         os.close(self.read_fd)
         os.close(self._write_fd)
 
@@ -87,6 +94,8 @@ class BackgroundReads:
             return query(), None
         except Exception as exc:  # reported to whoever asked; the thread goes on
             log.exception("a background read failed")
+            if not self.inline and not self.db.is_closed():
+                self.db.close()  # a broken connection is opened afresh by the next read
             return None, exc
 
     def _wake(self):

@@ -4,12 +4,15 @@ Each handler gets the request body and returns the reply data, raises a
 :class:`~tubeway.core.errors.TubewayError`, or returns :data:`PARKED` when the
 request waits (long-poll) and will be answered later.
 """
+import logging
+
 from tubeway.core import protocol as p
 from tubeway.core.errors import JobConflict, JobNotFound, TubewayError, ValidationError
 from tubeway.core.job import STATES
 from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
 from tubeway.broker.store.queries import count_jobs
 
+log = logging.getLogger("tubeway.broker")
 PARKED = object()
 MAX_WAIT = 3600.0
 MAX_LIST = 1000
@@ -53,6 +56,8 @@ class ClientCommands:
     def __init__(self, lifecycle, registry, metrics, waiters, clock, reads):
         self.jobs = lifecycle
         self.reads = reads
+        self._counts_running = []  # requests answered by the count under way
+        self._counts_next = []  # requests waiting for the next count
         self.store = lifecycle.store
         self.registry = registry
         self.metrics = metrics
@@ -112,7 +117,7 @@ class ClientCommands:
 
     def queues(self, identity, request_id, body):
         """Counts per state of every namespace and queue (counted off the loop)."""
-        return self._answer_later(identity, request_id, count_jobs, queues_body)
+        return self._answer_with_counts(identity, request_id, queues_body)
 
     def retry(self, identity, request_id, body):
         """Queue a failed or cancelled job again, with fresh attempts."""
@@ -144,8 +149,8 @@ class ClientCommands:
             self.jobs.dispatcher.forget(record["id"])
             self.jobs.reply_waiters(dict(record, state="cancelled"))
         self.jobs.groups.forget(record["id"])
+        self.store.delete(record["seq"])  # first: its children, cancelled next, find no parent to count for
         self.jobs.cancel_descendants(record)
-        self.store.delete(record["seq"])
         return before
 
     def take(self, identity, request_id, body):
@@ -212,14 +217,33 @@ class ClientCommands:
 
     def render_metrics(self, identity, request_id, body):
         """The Prometheus exposition text (the job counts in it counted off the loop)."""
-        return self._answer_later(identity, request_id, count_jobs, lambda rows: {"text": self.metrics.render(rows)})
+        return self._answer_with_counts(identity, request_id, lambda rows: {"text": self.metrics.render(rows)})
 
-    def _answer_later(self, identity, request_id, query, answer):
-        """Run ``query`` on the background reader; reply ``answer(rows)`` when it is done."""
-        def reply(rows, error):
-            if error is None:
-                self.jobs.outbox.reply(identity, request_id, p.ok(answer(rows)))
-            else:
-                self.jobs.outbox.reply(identity, request_id, p.failure(TubewayError(f"reading jobs failed: {error}")))
-        self.reads.submit(query, reply)
+    def _answer_with_counts(self, identity, request_id, answer):
+        """Reply ``answer(rows)`` once the job counts are read off the loop (see BackgroundReads).
+
+        Every request gets a count begun after it arrived; requests arriving while one
+        runs share the next, so a busy dashboard never queues up counts.
+        """
+        self._counts_next.append((identity, request_id, answer))
+        if not self._counts_running:
+            self._count_next()
         return PARKED
+
+    def _count_next(self):
+        self._counts_running, self._counts_next = self._counts_next, []
+        self.reads.submit(count_jobs, self._counted)
+
+    def _counted(self, rows, error):
+        answered, self._counts_running = self._counts_running, []
+        for identity, request_id, answer in answered:
+            try:
+                if error is not None:
+                    raise error
+                reply = p.ok(answer(rows))
+            except Exception as exc:
+                log.error("counting jobs failed: %s", exc)
+                reply = p.failure(TubewayError(f"counting jobs failed: {exc}"))
+            self.jobs.outbox.reply(identity, request_id, reply)
+        if self._counts_next:
+            self._count_next()

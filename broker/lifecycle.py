@@ -172,12 +172,16 @@ class Lifecycle:
         self.release(record["id"])
         self.queued_or_delayed(record)
 
-    def abort(self, job_id):
-        """Tell the worker holding a job that it was cancelled or deleted, then drop its lease."""
-        worker = self.leases.get(job_id)
-        if worker is not None:
-            self.outbox.to_worker(worker.identity, p.ABORT, {"ids": [job_id]})
-        self.release(job_id)
+    def abort(self, *job_ids):
+        """Tell the workers holding these jobs that they were cancelled or deleted (one message each), drop the leases."""
+        by_worker = {}
+        for job_id in job_ids:
+            worker = self.leases.get(job_id)
+            if worker is not None:
+                by_worker.setdefault(worker.identity, []).append(job_id)
+            self.release(job_id)
+        for identity, ids in by_worker.items():
+            self.outbox.to_worker(identity, p.ABORT, {"ids": ids})
 
     def release(self, job_id):
         """Drop a worker's lease on a job, if a worker holds it."""
@@ -216,16 +220,17 @@ class Lifecycle:
         """Cancel the jobs a job is waiting for or has spawned, so none of its work goes on without it.
 
         Those are the unended jobs naming it as ``parent`` or ``origin`` (its whole
-        spawn tree), then theirs in turn for the running ones (only a job that ran can
-        have spawned jobs). Workers running any of them are told to stop them.
+        spawn tree), then theirs in turn for the ones waiting for children (running
+        without a worker: only a job that ran to its end can have spawned jobs).
+        Workers running any of them are told to stop them, one message per worker.
         """
         pending = [record["id"]]
         while pending:
-            job_id = pending.pop()
-            for descendant in self.store.unended_descendants(job_id):
-                if descendant["state"] == "running":
+            descendants = self.store.unended_descendants(pending.pop())
+            self.abort(*[descendant["id"] for descendant in descendants])
+            for descendant in descendants:
+                if descendant["state"] == "running" and descendant["worker"] is None:
                     pending.append(descendant["id"])
-                self.abort(descendant["id"])
                 self.finish(descendant, "cancelled", error=f"cancelled with job {record['id']}")
                 self.groups.cancelled(descendant["id"])
 

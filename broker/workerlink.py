@@ -60,8 +60,9 @@ class WorkerLink:
                 if not isinstance(result, dict):
                     continue
                 record = worker.leases.get(result.get("id"))
-                if record is None or record["attempts"] != result.get("attempt"):
-                    continue  # a lease this worker no longer holds: the job went elsewhere
+                if record is None or record["attempts"] != result.get("attempt") \
+                        or result.get("lease", record["started_at"]) != record["started_at"]:
+                    continue  # a lease this worker no longer holds (cancelled, or the job went elsewhere)
                 self._apply(record, result)
 
     def _apply(self, record, result):

@@ -58,7 +58,9 @@ RETURNED = "returned"
 #: made by ``normalize_spec`` (and checked by their kinds' plugins) to store in the same
 #: transaction as the result, and ``"await"``, an int >= 0: the job stays ``running``
 #: (no lease) until that many jobs naming it as ``parent`` have ended.
-RESULT_KEYS = ("id", "attempt", "state", "result", "error", "retry", "logs", "progress", "duration")
+#: ``"lease"`` echoes the job's ``started_at`` as it was dispatched: a result of an older
+#: lease of the same job (cancelled, then retried) never matches the new one.
+RESULT_KEYS = ("id", "attempt", "lease", "state", "result", "error", "retry", "logs", "progress", "duration")
 
 _packer = msgpack.Packer(use_bin_type=True)
 

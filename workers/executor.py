@@ -165,6 +165,7 @@ def make_result(job, context, state, result=None, error=None, retry=None, childr
     record = {
         "id": job["id"],
         "attempt": job.get("attempts"),
+        "lease": job.get("started_at"),
         "state": state,
         "result": result,
         "error": error,

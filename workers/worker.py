@@ -210,7 +210,8 @@ class Worker:
 
     def _begin_stop(self, now):
         dropped = self.runner.drop_pending()
-        self._send_results([{"id": job["id"], "attempt": job["attempts"], "state": p.RETURNED} for job in dropped])
+        self._send_results([{"id": job["id"], "attempt": job["attempts"], "lease": job.get("started_at"),
+                             "state": p.RETURNED} for job in dropped])
         self._drain_until = now + DRAIN_SECONDS
         log.info("worker stopping: %d jobs running, %d not started returned to the broker",
                  self.runner.busy, len(dropped))

@@ -87,12 +87,14 @@ def _add_indexes():
     Job.add_index(Job.index(Job.deadline, name="job_deadline").where(running & Job.deadline.is_null(False)))
     Job.add_index(Job.index(Job.worker, name="job_worker").where(running & Job.worker.is_null(False)))
     Job.add_index(Job.index(Job.expires_at, name="job_expiry").where(Job.expires_at.is_null(False)))
-    Job.add_index(Job.index(Job.parent, name="job_parent").where(Job.parent.is_null(False)))
+    Job.add_index(Job.index(Job.parent, Job.state, name="job_parent_state").where(Job.parent.is_null(False)))
     Job.add_index(Job.index(Job.origin, Job.state, name="job_origin").where(Job.origin.is_null(False)))
 
 
 _add_indexes()
 MODELS = (Job, JobLabel)
+#: Indexes older versions created that a newer one replaced: dropped when the database is opened.
+RETIRED_INDEXES = ("job_parent",)
 
 
 def open_database(url, synchronous="FULL"):
@@ -124,6 +126,8 @@ def open_database(url, synchronous="FULL"):
     db.connect(reuse_if_open=True)
     add_missing_columns(db)
     db.create_tables(MODELS, safe=True)
+    for name in RETIRED_INDEXES:
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
     return db
 
 

@@ -104,7 +104,7 @@ def send(method, url, timeout, headers=None, params=None, data=None, json=None, 
                                       timeout=timeout, stream=stream)
         else:
             response = client.send(_prepare(client, method, url, headers, params, data), timeout=timeout,
-                                   stream=stream, verify=_verify(client, url), proxies={})
+                                   stream=stream, verify=client.verify, proxies={})
     except requests.Timeout as exc:
         raise CallTimeout(f"{method} {url} timed out after {_seconds(timeout)} s ({type(exc).__name__})") from exc
     except requests.RequestException as exc:
@@ -130,12 +130,6 @@ def _prepare(client, method, url, headers, params, data):
     prepared = requests.PreparedRequest()
     prepared.prepare(method=method.upper(), url=url, headers=merged, data=data, params=params)
     return prepared
-
-
-def _verify(client, url):
-    # Certificates only matter for https; sparing http calls the CA bundle path
-    # spares requests a stat() of it per call.
-    return client.verify if url[:6].lower() == "https:" else True
 
 
 def _seconds(timeout):

@@ -278,3 +278,46 @@ def test_counting_runs_off_the_loop_so_other_requests_go_on(running, client):
     finally:
         release.set()
     poll_until(lambda: answered == [True], what="the slow read's answer on the loop")
+
+
+def test_a_result_of_a_cancelled_lease_never_ends_the_retried_job(running, client):
+    worker = ScriptedWorker(running.endpoint)
+    [job_id] = client.submit([job(payload="x")])["ids"]
+    [first] = worker.jobs()
+    client.cancel(job_id)
+    client.retry(job_id)
+    [second] = worker.jobs()
+    assert second["attempts"] == first["attempts"] == 1 and second["started_at"] != first["started_at"]
+
+    def result(lease, value):
+        return {"results": [{"id": job_id, "attempt": 1, "lease": lease, "state": "done", "result": value}]}
+    worker.send(p.RESULTS, result(first["started_at"], "stale"))
+    worker.send(p.RESULTS, result(second["started_at"], "fresh"))
+    assert poll_until(lambda: client.get(job_id)["state"] == "done" and client.get(job_id))["result"] == "fresh"
+    worker.close()
+
+
+def test_counts_asked_for_while_one_runs_share_the_next(running, client):
+    reads, release, submitted = running.broker.reads, threading.Event(), []
+    original = reads.submit
+
+    def counting_submit(query, then):
+        submitted.append(query)
+        original(query, then)
+    reads.submit = counting_submit
+    original(lambda: release.wait(10), lambda result, error: None)  # hold the reading thread
+    answers = []
+
+    def ask():
+        with BrokerClient(running.endpoint, timeout=10) as own:
+            answers.append(own.queues())
+    askers = [threading.Thread(target=ask) for _ in range(3)]
+    askers[0].start()
+    poll_until(lambda: len(submitted) == 1, what="the first count submitted")
+    for asker in askers[1:]:
+        asker.start()
+    poll_until(lambda: len(running.broker.commands._counts_next) == 2, what="both waiting for the next count")
+    release.set()
+    for asker in askers:
+        asker.join(10)
+    assert len(answers) == 3 and len(submitted) == 2

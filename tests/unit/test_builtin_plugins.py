@@ -90,12 +90,12 @@ def test_calls_carry_the_session_headers_under_their_own(fake_http):
     assert "User-Agent" not in adapter.requests[1][0].headers
 
 
-def test_certificates_are_checked_for_https_calls_only(fake_http, monkeypatch):
+def test_every_call_carries_the_ca_bundle_since_an_http_call_may_redirect_to_https(fake_http, monkeypatch):
     adapter = fake_http(status=200)
     client = http_client.session()
     client.mount("https://", adapter)
     monkeypatch.setattr(client, "verify", "/etc/bundle.pem")
     http_client.send("GET", "http://hook.test/", timeout=1)
     http_client.send("GET", "HTTPS://hook.test/", timeout=1)
-    assert [kwargs["verify"] for _, kwargs in adapter.requests] == [True, "/etc/bundle.pem"]
+    assert [kwargs["verify"] for _, kwargs in adapter.requests] == ["/etc/bundle.pem", "/etc/bundle.pem"]
 

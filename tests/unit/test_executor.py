@@ -92,7 +92,7 @@ def run(pm, record):
 def test_a_returned_value_is_a_done_result(pm):
     result = run(pm, job("echo", {"a": [1, 2]}))
     duration = result.pop("duration")
-    assert result == {"id": "echo-1", "attempt": 2, "state": "done", "result": {"a": [1, 2]}, "error": None,
+    assert result == {"id": "echo-1", "attempt": 2, "lease": None, "state": "done", "result": {"a": [1, 2]}, "error": None,
                       "retry": None, "logs": [], "progress": None}
     assert isinstance(duration, float) and 0 <= duration < 5
 
