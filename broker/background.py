@@ -10,11 +10,12 @@ connection to the same data, so there the query runs at once, on the loop.
 """
 import collections
 import logging
-import os
 import queue
 import threading
 
 import peewee as pw
+
+from tubeway.core.wakeup import WakeupPipe
 
 log = logging.getLogger("tubeway.broker")
 
@@ -29,9 +30,8 @@ class BackgroundReads:
         self.inline = isinstance(db, pw.SqliteDatabase) and db.database in ("", ":memory:")
         self._tasks = queue.SimpleQueue()
         self._finished = collections.deque()
-        self.read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self.read_fd, False)
-        os.set_blocking(self._write_fd, False)
+        self._pipe = WakeupPipe()
+        self.read_fd = self._pipe.read_fd
         self._thread = None
         if not self.inline:
             self._thread = threading.Thread(target=self._serve, name="broker-reads", daemon=True)
@@ -41,17 +41,13 @@ class BackgroundReads:
         """Run ``query()`` on the reading thread; ``then(result, error)`` runs on the loop when it is done."""
         if self.inline:
             self._finished.append((then, *self._call(query)))
-            self._wake()
+            self._pipe.poke()
         else:
             self._tasks.put((query, then))
 
     def take(self):
         """The answers ready, as ``(then, result, error)`` (loop side)."""
-        try:
-            while os.read(self.read_fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        self._pipe.drain()
         done = []
         while self._finished:
             done.append(self._finished.popleft())
@@ -73,8 +69,7 @@ class BackgroundReads:
             if self._thread.is_alive():
                 log.warning("a background read still runs at shutdown; left to end with the process")
                 return
-        os.close(self.read_fd)
-        os.close(self._write_fd)
+        self._pipe.close()
 
     def _serve(self):
         try:
@@ -84,7 +79,7 @@ class BackgroundReads:
                     return
                 query, then = task
                 self._finished.append((then, *self._call(query)))
-                self._wake()
+                self._pipe.poke()
         finally:
             if not self.db.is_closed():
                 self.db.close()  # this thread's own connection
@@ -97,9 +92,3 @@ class BackgroundReads:
             if not self.inline and not self.db.is_closed():
                 self.db.close()  # a broken connection is opened afresh by the next read
             return None, exc
-
-    def _wake(self):
-        try:
-            os.write(self._write_fd, b"!")
-        except BlockingIOError:
-            pass  # the pipe is full: the loop is due to wake anyway

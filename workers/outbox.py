@@ -8,8 +8,9 @@ Ids of jobs that just started ride along, so the broker knows which leases were
 really begun when a worker dies.
 """
 import collections
-import os
 import threading
+
+from tubeway.core.wakeup import WakeupPipe
 
 
 class Outbox:
@@ -20,9 +21,8 @@ class Outbox:
         self._started = collections.deque()
         self._lock = threading.Lock()
         self._signalled = False
-        self.read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self.read_fd, False)
-        os.set_blocking(self._write_fd, False)
+        self._pipe = WakeupPipe()
+        self.read_fd = self._pipe.read_fd
 
     def put(self, result):
         """Add a result (any thread)."""
@@ -43,18 +43,11 @@ class Outbox:
 
     def poke(self):
         """Wake the socket loop; safe in a signal handler."""
-        try:
-            os.write(self._write_fd, b"!")
-        except OSError:
-            pass  # the pipe is full: the loop is due to wake anyway
+        self._pipe.poke()
 
     def take(self):
         """Every result waiting (socket loop only)."""
-        try:
-            while os.read(self.read_fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        self._pipe.drain()
         with self._lock:
             self._signalled = False
         items = []
@@ -71,5 +64,4 @@ class Outbox:
 
     def close(self):
         """Close the pipe."""
-        os.close(self.read_fd)
-        os.close(self._write_fd)
+        self._pipe.close()
