@@ -92,11 +92,11 @@ class Broker:
         """Ask the loop to end after the current turn."""
         self.running = False
 
-    def close(self):
-        """Release the socket and the background reader (after :meth:`run` returned)."""
+    def close(self, linger=None):
+        """Release the background reader and the socket (after :meth:`run` returned)."""
         self.reads.close()
         if self.socket is not None:
-            self.socket.close(0)
+            self.socket.close(linger)
 
     def _poll_timeout_ms(self):
         now = self.clock()
@@ -216,8 +216,7 @@ def serve(settings):
     try:
         broker.run()
     finally:
-        broker.reads.close()
-        broker.socket.close()
+        broker.close()
         db.close()
         log.info("stopped")
 

@@ -219,11 +219,6 @@ class Store:
         return [found[seq] for seq in sorted(found)]
 
     @_after_flush
-    def counts(self):
-        """Job counts per namespace, queue and state: ``[(namespace, queue, state, n)]``."""
-        return count_jobs()
-
-    @_after_flush
     def ready_queues(self):
         """``(namespace, queue, kind)`` of every queue holding queued jobs."""
         query = (Job.select(Job.namespace, Job.queue, Job.kind).where(Job.state == "queued")

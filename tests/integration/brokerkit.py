@@ -44,7 +44,7 @@ class BrokerThread:
     def stop(self):
         self.broker.stop()
         self.thread.join(5)
-        self.broker.close()
+        self.broker.close(linger=0)
         self.db.close()
 
 
