@@ -6,6 +6,8 @@ request waits (long-poll) and will be answered later.
 """
 import logging
 
+import orjson
+
 from tubeway.core import protocol as p
 from tubeway.core.errors import JobConflict, JobNotFound, TubewayError, ValidationError
 from tubeway.core.job import STATES
@@ -16,7 +18,6 @@ log = logging.getLogger("tubeway.broker")
 PARKED = object()
 MAX_WAIT = 3600.0
 MAX_LIST = 1000
-EXTERNAL = "external"
 
 
 def queues_body(rows):
@@ -35,6 +36,14 @@ def _number(body, key, default, maximum=MAX_WAIT):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValidationError(f"'{key}' must be a non-negative number", key)
     return min(float(value), maximum)
+
+
+def _strings(body, key, required=False):
+    value = body.get(key)
+    if value is None and not required:
+        return
+    if not isinstance(value, list) or (required and not value) or not all(isinstance(i, str) for i in value):
+        raise ValidationError(f"'{key}' must be a list of strings", key)
 
 
 def _lease_length(record, default):
@@ -103,14 +112,18 @@ class ClientCommands:
         limit = body.get("limit") or 100
         if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise ValidationError(f"'limit' must be an integer from 1 to {MAX_LIST}", "limit")
-        if body.get("kind") is not None and not isinstance(body["kind"], str):
-            raise ValidationError("'kind' must be a string", "kind")
+        for field in ("namespace", "queue", "kind"):
+            if body.get(field) is not None and not isinstance(body[field], str):
+                raise ValidationError(f"'{field}' must be a string", field)
+        labels = body.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ValidationError("'labels' must map keys to strings", "labels")
         cursor = body.get("cursor")
         try:
             after = int(cursor) if cursor not in (None, "") else 0
         except (TypeError, ValueError):
             raise ValidationError("'cursor' is not a cursor this server gave", "cursor") from None
-        records = self.store.list(body.get("namespace"), body.get("queue"), state, body.get("labels") or {},
+        records = self.store.list(body.get("namespace"), body.get("queue"), state, labels,
                                   limit, after, now=self.clock(), kind=body.get("kind"))
         next_cursor = str(records[-1]["seq"]) if len(records) == limit else None
         return {"jobs": [public(r) for r in records], "next_cursor": next_cursor}
@@ -148,18 +161,19 @@ class ClientCommands:
             self.jobs.abort(record["id"])
             self.jobs.dispatcher.forget(record["id"])
             self.jobs.reply_waiters(dict(record, state="cancelled"))
+            if record.get("parent"):  # a parent waiting for it must not wait forever
+                self.jobs.groups.child_ended(dict(record, state="cancelled"))
         self.jobs.groups.forget(record["id"])
         self.store.delete(record["seq"])  # first: its children, cancelled next, find no parent to count for
         self.jobs.cancel_descendants(record)
         return before
 
     def take(self, identity, request_id, body):
-        """Lease the next external job of a namespace to an HTTP taker, or park until one comes."""
+        """Lease the next job of some ``kinds`` in a namespace to an HTTP taker, or park until one comes."""
         if not isinstance(body.get("namespace"), str):
             raise ValidationError("'namespace' must be a string", "namespace")
-        queues = body.get("queues")
-        if queues is not None and (not isinstance(queues, list) or not all(isinstance(q, str) for q in queues)):
-            raise ValidationError("'queues' must be a list of strings", "queues")
+        _strings(body, "kinds", required=True)
+        _strings(body, "queues")
         _number(body, "lease", None, maximum=10**9)
         block = _number(body, "block", 0.0)
         record = self.try_take(body)
@@ -171,7 +185,7 @@ class ClientCommands:
     def try_take(self, body):
         """Lease one external job matching a take request, or None."""
         queues = body.get("queues")
-        items = self.jobs.dispatcher.take({EXTERNAL}, body["namespace"], set(queues) if queues else None, 1)
+        items = self.jobs.dispatcher.take(set(body["kinds"]), body["namespace"], set(queues) if queues else None, 1)
         if not items:
             return None
         lease = body.get("lease")
@@ -184,6 +198,12 @@ class ClientCommands:
         state = body.get("state")
         if state not in ("done", "failed", "running"):
             raise ValidationError("'status' must be one of done, failed, running", "status")
+        if body.get("error") is not None and not isinstance(body["error"], str):
+            raise ValidationError("'error' must be a string", "error")
+        try:
+            orjson.dumps(body.get("result"))
+        except TypeError as error:
+            raise ValidationError(f"'result' must be JSON: {error}", "result") from None
         if self.jobs.is_ended(record):
             raise JobConflict(f"job {record['id']} already ended ({record['state']})")
         if state == "running":

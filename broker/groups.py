@@ -5,7 +5,9 @@ A job that ran with ``await_children(total)`` stays ``running`` (no lease) until
 parent's counters in memory; :meth:`Groups.flush` writes them as the parent's
 ``progress`` in the same transaction, so a restart reads back exactly what was
 committed. The parent ends ``done`` when every child is done, or ``failed`` as soon
-as one child fails for good; later children still count towards its progress.
+as one child fails for good, or any other job of its spawn tree (its ``origin``)
+does; later children still count towards its progress. Children that ended before
+the parent began waiting are counted when it begins.
 """
 import collections
 
@@ -39,8 +41,9 @@ class Groups:
         self._not_groups = collections.OrderedDict()  # parent ids known not to wait
 
     def start(self, record, total, result=None, logs=None):
-        """A job finished running and now waits for ``total`` children."""
-        group = Group(record, 0, 0, total)
+        """A job finished running and now waits for ``total`` children (those already ended count at once)."""
+        done, failed = self.jobs.store.ended_children(record["id"])
+        group = Group(record, done, failed, total)
         columns = {"result": result, "worker": None, "lease_until": None, "progress": group.progress,
                    "updated_at": self.jobs.clock()}
         if logs:
@@ -63,6 +66,18 @@ class Groups:
             group.failed += 1
         self.dirty.add(child["parent"])
         self._settle(group)
+
+    def spawned_failed(self, job):
+        """A job of a waiting parent's spawn tree that is not one of its children failed for good.
+
+        Such a job (a fraction's split step, say) was to make children the parent
+        waits for; without it they never come, so the parent fails now.
+        """
+        group = self._group(job["origin"])
+        if group is not None and not self.jobs.is_ended(group.record):
+            error = f"job {job['id']} it spawned failed: {job.get('error') or 'failed'}"
+            self.jobs.finish(group.record, "failed", result=group.record.get("result"), error=error,
+                             progress=group.progress)
 
     def cancelled(self, job_id):
         """A waiting parent was cancelled: its counters stay as they are, its children no longer count."""

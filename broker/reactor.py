@@ -30,6 +30,9 @@ from tubeway.broker.waiters import Waiters
 from tubeway.broker.workerlink import WorkerLink
 
 log = logging.getLogger("tubeway.broker")
+#: Largest message part the broker reads (a peer sending a larger one is disconnected), unless
+#: four times ``max_body_size`` is larger.
+MAX_MESSAGE = 256 * 1024 * 1024
 
 
 class Broker:
@@ -50,19 +53,24 @@ class Broker:
                               self.outbox, settings, clock)
         self.commands = ClientCommands(self.jobs, self.registry, self.metrics, self.waiters, clock, self.reads)
         self.workers = WorkerLink(self.jobs, self.registry, self.outbox, clock)
+        self.drops = self.workers.drops
         self.socket = None
         self.running = False
 
     # -- start ------------------------------------------------------------------------------
     def recover(self):
-        """At start: every job leased to a worker returns to the queue; caches are rebuilt."""
+        """At start: every job leased to a worker returns to the queue; caches are rebuilt.
+
+        The windows are loaded first: a window made by a re-queued job before then
+        would count as complete and hide the rest of its queue in storage.
+        """
+        self.dispatcher.load()
         with self.store.atomic():
             held = self.store.running_on_workers()
             for record in held:
                 self.store.update(record["seq"], attempts=max(0, record["attempts"] - 1))
                 record["attempts"] = max(0, record["attempts"] - 1)
                 self.jobs.requeue(record)
-        self.dispatcher.load()
         self.timers.refresh()
         return len(held)
 
@@ -74,6 +82,7 @@ class Broker:
         self.socket.setsockopt(zmq.SNDHWM, 0)
         self.socket.setsockopt(zmq.RCVHWM, 0)
         self.socket.setsockopt(zmq.LINGER, 1000)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, max(MAX_MESSAGE, 4 * int(self.settings.max_body_size)))
         self.socket.bind(endpoint)
         self.outbox.socket = self.socket
 
@@ -133,16 +142,18 @@ class Broker:
         self.workers.heartbeat()
 
     def _handle(self, frames):
-        if len(frames) < 3 or frames[1] not in p.HEADERS:
-            log.warning("dropped a malformed message (%d frames)", len(frames))
-            return
-        identity, header = frames[0], frames[1]
-        if header == p.WORKER:
-            self.workers.handle(identity, frames[2], frames[3] if len(frames) > 3 else b"")
-        elif len(frames) == 5:
-            self._handle_client(identity, frames[2], frames[3], frames[4])
-        else:
-            log.warning("dropped a malformed client message (%d frames)", len(frames))
+        """One message off the socket; whatever it holds, the loop goes on."""
+        identity = frames[0]
+        header = frames[1] if len(frames) > 1 else b""
+        try:
+            if header == p.WORKER and len(frames) in (3, 4):
+                self.workers.handle(identity, frames[2], frames[3] if len(frames) > 3 else b"")
+            elif header == p.CLIENT and len(frames) == 5:
+                self._handle_client(identity, frames[2], frames[3], frames[4])
+            else:
+                self.drops.dropped_message(identity, f"{len(frames)} frames with header {header[:8]!r}")
+        except Exception:  # a bug must not take the broker down; the message's savepoint was rolled back
+            log.exception("a message from %s could not be handled; dropped", identity[:16].hex())
 
     def _handle_client(self, identity, command, request_id, raw):
         handler = self.commands.handlers.get(command)
@@ -189,7 +200,7 @@ class Broker:
 
     def _serve_takers(self):
         takers = self.waiters.live_takers()
-        if not takers or not self.dispatcher.has_ready({"external"}):
+        if not takers or not self.dispatcher.has_ready({kind for w in takers for kind in w.body["kinds"]}):
             return
         for waiter in takers:
             record = self.commands.try_take(waiter.body)

@@ -2,7 +2,10 @@
 
 Workers announce themselves with READY (kinds, queues, credit). Each holds at most
 ``credit`` jobs at once; a result frees one. A worker silent for the liveness
-period is lost: the reactor takes its leases back (see ``Broker.lose_worker``).
+period is lost: the broker takes its leases back (see ``WorkerLink.lose``). Every
+lease remembers which JOBS message carried it, so a heartbeat saying "I hold these,
+after n JOBS messages" shows which leases the worker no longer has (see
+``WorkerLink.reconcile``). READY bodies are checked by :mod:`tubeway.broker.wire` first.
 """
 import time
 
@@ -17,11 +20,33 @@ class Worker:
         self.name = f"{info.get('host') or '?'}/{info.get('pid') or 0}/{identity.hex()[-8:]}"[-64:]
         self.kinds = frozenset(kinds)
         self.queues = frozenset(queues) if queues else None
-        self.credit = max(1, int(credit))
+        self.credit = credit
         self.leases = {}
         self.started = set()  # ids of leased jobs the worker said it began
+        self.jobs_sent = 0  # JOBS messages sent to this connection
+        self.sent_in = {}  # job id -> the number of the JOBS message that carried its lease
         self.last_seen = now
         self.next_heartbeat = now
+
+    def lease(self, record):
+        """Hold ``record``'s lease; it travels in the next JOBS message (see :meth:`sent_jobs`)."""
+        self.leases[record["id"]] = record
+        self.sent_in[record["id"]] = self.jobs_sent + 1
+
+    def sent_jobs(self):
+        """A JOBS message carrying the leases added since the last one is on its way."""
+        self.jobs_sent += 1
+
+    def drop_lease(self, job_id):
+        """Forget a lease (ended, taken back or cancelled)."""
+        self.leases.pop(job_id, None)
+        self.started.discard(job_id)
+        self.sent_in.pop(job_id, None)
+
+    def missing(self, held, seen):
+        """Leases the worker should know of (carried by one of its first ``seen`` JOBS) but does not hold."""
+        return [record for job_id, record in self.leases.items()
+                if job_id not in held and self.sent_in.get(job_id, seen + 1) <= seen]
 
     @property
     def room(self):
@@ -42,8 +67,8 @@ class Registry:
         return len(self.workers)
 
     def add(self, identity, body):
-        """Register (or re-register) a worker from its READY body."""
-        worker = Worker(identity, body.get("kinds") or (), body.get("queues"), body.get("credit", 1),
+        """Register (or re-register) a worker from its READY body (checked by ``wire.check_ready``)."""
+        worker = Worker(identity, body["kinds"], body.get("queues"), body.get("credit", 1),
                         {"pid": body.get("pid"), "host": body.get("host")}, self.clock())
         self.workers[identity] = worker
         return worker

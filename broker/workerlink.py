@@ -1,9 +1,39 @@
-"""The broker's side of the worker protocol: READY, HEARTBEAT, RESULTS, DISCONNECT, and dispatch."""
+"""The broker's side of the worker protocol: READY, HEARTBEAT, RESULTS, DISCONNECT, and dispatch.
+
+Every message is checked whole (:mod:`tubeway.broker.wire`) before any of it is
+applied; each result is applied in a savepoint of its own.
+"""
 import logging
 
+import orjson
+
 from tubeway.core import protocol as p
+from tubeway.core.errors import ValidationError
+from tubeway.broker.lifecycle import wire_spec
+from tubeway.broker.wire import DropLog, check_worker_message
 
 log = logging.getLogger("tubeway.broker")
+
+
+def refusal(result):
+    """Why the broker cannot store a well-formed result (a value JSON cannot hold, a bad spawned job), or None."""
+    for key in ("result", "progress"):
+        try:
+            orjson.dumps(result.get(key))
+        except TypeError as error:
+            return f"'{key}' is not JSON: {error}"
+    if result["state"] != "done" or not result.get("spawn"):
+        return None
+    try:
+        specs = [wire_spec(spec) for spec in result["spawn"]]
+        for spec in specs:
+            orjson.dumps(spec["payload"])
+    except ValidationError as error:
+        return f"a spawned job is invalid: {error.message}"
+    except TypeError as error:
+        return f"a spawned job's payload is not JSON: {error}"
+    result["spawn"] = specs
+    return None
 
 
 class WorkerLink:
@@ -14,15 +44,15 @@ class WorkerLink:
         self.registry = registry
         self.outbox = outbox
         self.clock = clock
+        self.drops = DropLog(log)
 
     def handle(self, identity, command, raw):
-        """One message from a worker."""
+        """One message from a worker; a malformed one is logged (rate-limited) and dropped whole."""
         try:
             body = p.unpack(raw) if raw else {}
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            log.warning("worker %s sent a malformed %r", identity.hex(), command)
+            check_worker_message(command, body)
+        except ValueError as error:
+            self.drops.dropped_message(identity, f"worker {command[:32]!r}: {error}")
             return
         if command == p.READY:
             self._ready(identity, body)
@@ -35,8 +65,10 @@ class WorkerLink:
         if command == p.RESULTS:
             self._note_started(worker, body.get("started"))
             self._results(worker, body.get("results") or [])
-            if isinstance(body.get("credit"), int):
-                worker.credit = max(1, body["credit"])
+            if body.get("credit") is not None:
+                worker.credit = body["credit"]
+        elif command == p.HEARTBEAT and "held" in body:
+            self.reconcile(worker, set(body["held"] or ()), body.get("seen") or 0)
         elif command == p.DISCONNECT:
             self.lose(worker, "worker disconnected")
 
@@ -57,23 +89,39 @@ class WorkerLink:
     def _results(self, worker, results):
         with self.jobs.store.atomic():
             for result in results:
-                if not isinstance(result, dict):
-                    continue
-                record = worker.leases.get(result.get("id"))
-                if record is None or record["attempts"] != result.get("attempt") \
+                record = worker.leases.get(result["id"])
+                if record is None or record["attempts"] != result["attempt"] \
                         or result.get("lease", record["started_at"]) != record["started_at"]:
                     continue  # a lease this worker no longer holds (cancelled, or the job went elsewhere)
-                self._apply(record, result)
+                problem = refusal(result)
+                if problem is None:
+                    self._apply(record, result)
+                    continue
+                log.warning("job %s: worker %s sent a result the broker refuses: %s", record["id"], worker.name,
+                            problem)
+                self.jobs.fail_or_retry(record, f"refused result: {problem}", retry=False)
 
     def _apply(self, record, result):
         logs, progress = result.get("logs"), result.get("progress")
-        if result.get("state") == p.RETURNED:
+        if result["state"] == p.RETURNED:
             self.jobs.give_back(record)
-        elif result.get("state") == "done":
+        elif result["state"] == "done":
             self.jobs.completed(record, result)
         else:
             retry = result.get("retry") is not False
             self.jobs.fail_or_retry(record, result.get("error") or "failed", retry, logs, progress)
+
+    def reconcile(self, worker, held, seen):
+        """A heartbeat named the jobs the worker holds: leases it should know of and lacks lost their result."""
+        missing = worker.missing(held, seen)
+        if missing:
+            log.warning("worker %s no longer holds %d of its leased jobs (results lost); they go back",
+                        worker.name, len(missing))
+        for record in missing:
+            if record["id"] in worker.started:
+                self.jobs.fail_or_retry(record, "the worker's result was lost")
+            else:
+                self.jobs.give_back(record)
 
     def lose(self, worker, reason):
         """A worker is gone: forget it and take its leases back."""
@@ -109,8 +157,9 @@ class WorkerLink:
                 continue
             records = self.jobs.start(items, worker.name)
             for record in records:
-                worker.leases[record["id"]] = record
+                worker.lease(record)
                 self.jobs.leases[record["id"]] = worker
+            worker.sent_jobs()
             self.outbox.to_worker(worker.identity, p.JOBS, {"jobs": records})
 
     def heartbeat(self):

@@ -52,9 +52,12 @@ class BrokerCalls:
         """Cancel (if needed) and remove a job; returns it as it was."""
         return self.call(p.DELETE, {"id": job_id, "namespace": namespace})
 
-    def take(self, namespace, queues=None, lease=None, block=0.0):
-        """Lease the next external job of ``namespace`` (waiting up to ``block`` s), or None."""
-        body = {"namespace": namespace, "queues": queues, "lease": lease, "block": block}
+    def take(self, namespace, queues=None, lease=None, block=0.0, kinds=("external",)):
+        """Lease the next job of ``kinds`` in ``namespace`` to this caller (waiting up to ``block`` s), or None.
+
+        Only kinds no worker process runs make sense here (the ``external`` kind by default).
+        """
+        body = {"namespace": namespace, "kinds": list(kinds), "queues": queues, "lease": lease, "block": block}
         return self.call(p.TAKE, body, timeout=block + self.timeout)
 
     def update(self, job_id, state, result=None, error=None, lease=None, namespace=None):

@@ -39,7 +39,8 @@ CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, DELETE, T
 
 # Worker <-> broker commands.
 READY = b"READY"            # w->b {"kinds", "queues", "credit", "pid", "host"}
-HEARTBEAT = b"HEARTBEAT"    # both ways, {}
+HEARTBEAT = b"HEARTBEAT"    # b->w {}; w->b {"held": [id], "seen": n}: the jobs it holds, after n JOBS
+                            # messages received on this connection (the broker reconciles its leases)
 JOBS = b"JOBS"              # b->w {"jobs": [job]}
 RESULTS = b"RESULTS"        # w->b {"results": [result], "started"?: [id], "credit"?: n}; each result frees
                             # one credit; "started" names jobs begun since; "credit" is the new credit
@@ -48,6 +49,9 @@ ABORT = b"ABORT"            # b->w {"ids": [id]}: leased jobs were cancelled or 
                             # begun, cancel them if running; their results are no longer wanted
 
 WORKER_COMMANDS = frozenset({READY, HEARTBEAT, RESULTS, DISCONNECT})
+
+#: Most jobs one worker may hold at once ("credit"); the broker drops a READY asking for more.
+MAX_CREDIT = 100000
 
 #: A result's ``state`` for a job the worker hands back unstarted (it is stopping): the
 #: broker queues it again without counting the attempt.
@@ -70,9 +74,18 @@ def pack(body):
     return _packer.pack(body)
 
 
+def _no_extensions(code, data):
+    raise ValueError(f"msgpack extension type {code} is not part of the protocol")
+
+
 def unpack(frame):
-    """Decode a message body."""
-    return msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    """Decode a message body; anything that is not plain msgpack raises ValueError."""
+    try:
+        return msgpack.unpackb(frame, raw=False, strict_map_key=False, ext_hook=_no_extensions, timestamp=1)
+    except ValueError:
+        raise
+    except Exception as error:  # unhashable map keys, bad UTF-8, nesting too deep: all just bad input
+        raise ValueError(f"undecodable body: {type(error).__name__}: {error}") from None
 
 
 def ok(data=None):

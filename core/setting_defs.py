@@ -8,6 +8,8 @@ import dataclasses
 import ipaddress
 from typing import Any, Callable, Optional
 
+from tubeway.core.protocol import MAX_CREDIT
+
 ENV_PREFIX = "TUBEWAY_"
 SOURCES = ("default", "config", "env", "cli")
 
@@ -120,7 +122,8 @@ SETTINGS = (
     S("worker_liveness_seconds", 5.0, "float", "Seconds of silence after which a worker is lost.", minimum=0.1),
     S("heartbeat_seconds", 1.0, "float", "Seconds between heartbeats of workers and broker.", minimum=0.01),
     S("worker_prefetch", 256, "int", "Most jobs a worker process holds ahead of running them (it asks for "
-      "about 50 ms of work within this bound: deep for fast jobs, shallow for slow ones).", minimum=1),
+      "about 50 ms of work within this bound: deep for fast jobs, shallow for slow ones).", minimum=1,
+      check=lambda value: None if value <= MAX_CREDIT else f"must be at most {MAX_CREDIT}"),
     S("worker_threads", 4, "int", "Jobs one worker process runs at once.", minimum=1),
     S("sqlite_synchronous", "FULL", "str", "SQLite synchronous mode: FULL (survives power loss) or NORMAL.",
       choices=("FULL", "NORMAL")),

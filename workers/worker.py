@@ -7,7 +7,9 @@ after a backoff (1 s doubling to 32 s) and READY again. Results of jobs held acr
 a reconnect are still sent; the broker ignores those whose lease it took back.
 
 Job threads hand results to an :class:`Outbox`, which wakes the socket loop through
-a pipe; the loop sends every result waiting in one RESULTS message. On SIGTERM or
+a pipe; the loop sends every result waiting in one RESULTS message. Each heartbeat
+names the jobs the worker holds (received, not yet answered) and how many JOBS
+messages it has read, so the broker can take back a lease whose result was lost. On SIGTERM or
 SIGINT the worker takes no more jobs, lets running ones finish for up to
 :data:`DRAIN_SECONDS`, sends their results and DISCONNECT, and exits.
 
@@ -67,6 +69,8 @@ class Worker:
         self._stop_requested = False
         self._drain_until = None
         self._unsent = []
+        self._held = set()  # ids of jobs received and not yet answered (sent in every heartbeat)
+        self._jobs_seen = 0  # JOBS messages received on this connection
         self._endpoint_index = 0
         self._backoff = BACKOFF_START
         self._reconnect_at = 0.0
@@ -118,7 +122,7 @@ class Worker:
         elif now - self._last_heard > self.liveness:
             self._lose_broker(now)
         elif now >= self._next_heartbeat:
-            self._send(p.HEARTBEAT, {})
+            self._send(p.HEARTBEAT, {"held": list(self._held), "seen": self._jobs_seen})
             self._next_heartbeat = now + self.heartbeat
 
     def _connect(self):
@@ -130,6 +134,7 @@ class Worker:
         self.poller.register(self.outbox.read_fd, zmq.POLLIN)
         now = time.monotonic()
         self._last_heard, self._next_heartbeat = now, now + self.heartbeat
+        self._jobs_seen = 0
         if self._drain_until is None:
             self._send(p.READY, self.ready_body)
         unsent, self._unsent = self._unsent, []
@@ -159,18 +164,24 @@ class Worker:
                 continue
             try:
                 body = p.unpack(frames[2])
-            except Exception as exc:
-                log.warning("ignoring an undecodable %r from the broker: %s", frames[1], exc)
-                continue
-            self._handle(frames[1], body)
+                if not isinstance(body, dict):
+                    raise ValueError("the body is not a map")
+                self._handle(frames[1], body)
+            except Exception as exc:  # bad bytes from a broker must not stop the worker
+                log.warning("ignoring a malformed %r from the broker: %s", frames[1][:32], exc)
 
     def _handle(self, command, body):
         if command == p.JOBS:
+            self._jobs_seen += 1
+            jobs = [job for job in body.get("jobs") or () if _is_job(job)]
             if self._drain_until is None:
-                for job in body.get("jobs") or ():
+                for job in jobs:
+                    self._held.add(job["id"])
                     self.runner.submit(job)
         elif command == p.ABORT:
-            aborted = self.runner.abort(body.get("ids") or ())
+            ids = [i for i in body.get("ids") or () if isinstance(i, str)]
+            self._held.difference_update(ids)
+            aborted = self.runner.abort(ids)
             if aborted:
                 log.info("stopped %d cancelled jobs", aborted)
         elif command == p.DISCONNECT:
@@ -201,6 +212,8 @@ class Worker:
             if start == 0 and started:
                 body["started"] = started
             self._send(p.RESULTS, body)
+        # Sent (or lost on the way): either way no longer ours; a lost one shows in the next heartbeat.
+        self._held.difference_update(result["id"] for result in results)
 
     def _stuck(self, job, seconds):
         log.error("a job thread cannot be freed; this worker process exits so its pool starts a fresh one")
@@ -231,6 +244,10 @@ class Worker:
             self.socket.close(CLOSE_LINGER_MS)
         self.context.term()
         self.outbox.close()
+
+
+def _is_job(job):
+    return isinstance(job, dict) and isinstance(job.get("id"), str) and isinstance(job.get("attempts"), int)
 
 
 def _endpoints(value):

@@ -132,7 +132,7 @@ class WantJobHandler(AcceptedHandler):
         queues = self._queues()
         block = self.count(BLOCK_FOR, "block", 0)
         lease = self.count(LEASE, "timeout", getattr(self.config, "lease_seconds", 300))
-        job = await self.broker.take(NAMESPACE, queues or None, lease, block)
+        job = await self.broker.take(NAMESPACE, queues or None, lease, block, kinds=[KIND])
         if job is None:
             self.set_status(204)
         else:

@@ -219,6 +219,15 @@ class Store:
         return [found[seq] for seq in sorted(found)]
 
     @_after_flush
+    def ended_children(self, job_id):
+        """``(done, failed)``: how many jobs naming ``job_id`` as ``parent`` have ended, and how (cancelled is failed)."""
+        query = (Job.select(Job.state, pw.fn.COUNT(Job.seq))
+                 .where((Job.parent == job_id) & Job.state.in_(("done", "failed", "cancelled")))
+                 .group_by(Job.state).tuples())
+        counts = dict(query)
+        return counts.get("done", 0), counts.get("failed", 0) + counts.get("cancelled", 0)
+
+    @_after_flush
     def ready_queues(self):
         """``(namespace, queue, kind)`` of every queue holding queued jobs."""
         query = (Job.select(Job.namespace, Job.queue, Job.kind).where(Job.state == "queued")

@@ -239,3 +239,32 @@ def test_started_jobs_are_announced_and_fast_jobs_earn_more_credit(broker, worke
     assert body["started"] == ["slow"] and body["results"] == []
     _, body = broker.recv(p.RESULTS)
     assert body["results"][0]["id"] == "slow" and body["credit"] == 2  # slow jobs: one per thread
+
+
+def _heartbeat(broker, identity_hint=None, timeout=10.0):
+    return broker.recv(p.HEARTBEAT, timeout)[1]
+
+
+def test_heartbeats_name_the_jobs_held_and_how_many_jobs_messages_were_read(broker, worker):
+    worker()
+    identity, _ = broker.recv(p.READY, timeout=20)
+    assert _heartbeat(broker) == {"held": [], "seen": 0}
+    broker.send(identity, p.JOBS, {"jobs": [job("slow", "sleep", 1.0)]})
+    deadline = time.monotonic() + 10
+    while _heartbeat(broker) != {"held": ["slow"], "seen": 1}:
+        assert time.monotonic() < deadline, "the held job never showed in a heartbeat"
+    results, _ = broker.results(1)
+    assert results["slow"]["state"] == "done"
+    assert _heartbeat(broker) == {"held": [], "seen": 1}
+
+
+def test_bad_bytes_from_the_broker_never_stop_a_worker(broker, worker):
+    worker()
+    identity, _ = broker.recv(p.READY, timeout=20)
+    for frames in ([p.WORKER, p.JOBS, b"\xc1"], [p.WORKER, p.JOBS, p.pack([1, 2])],
+                   [p.WORKER, p.JOBS, p.pack({"jobs": [1, {"id": 2}, "x"]})], [p.WORKER, p.JOBS, p.pack({"jobs": 5})],
+                   [p.WORKER, p.ABORT, p.pack({"ids": 7})], [b"junk"], [p.WORKER, b"WHAT", b""]):
+        broker.socket.send_multipart([identity, *frames])
+    broker.send(identity, p.JOBS, {"jobs": [job("after", "echo", "still here")]})
+    results, _ = broker.results(1)
+    assert results["after"]["result"] == "still here"

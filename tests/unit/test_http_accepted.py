@@ -124,14 +124,14 @@ class WantJobTest(HttpCase):
 
     def test_default_lease_is_the_setting_and_block_is_zero(self):
         self.call_json("POST", "/want_job")
-        self.assertEqual(self.broker.calls[-1], ("TAKE", {"namespace": "accepted", "queues": None, "lease": 300,
+        self.assertEqual(self.broker.calls[-1], ("TAKE", {"namespace": "accepted", "kinds": ["external"], "queues": None, "lease": 300,
                                                           "block": 0}))
 
     def test_headers_and_query_give_block_and_lease(self):
         self.call_json("POST", "/want_job", headers={"X-Accepted-Block-For": "2", "X-Accepted-Timeout": "60"})
-        self.assertEqual(self.broker.calls[-1][1], {"namespace": "accepted", "queues": None, "lease": 60, "block": 2})
+        self.assertEqual(self.broker.calls[-1][1], {"namespace": "accepted", "kinds": ["external"], "queues": None, "lease": 60, "block": 2})
         self.call_json("POST", "/want_job?block=3&timeout=70")
-        self.assertEqual(self.broker.calls[-1][1], {"namespace": "accepted", "queues": None, "lease": 70, "block": 3})
+        self.assertEqual(self.broker.calls[-1][1], {"namespace": "accepted", "kinds": ["external"], "queues": None, "lease": 70, "block": 3})
         self.call_json("POST", "/want_job?block=3&timeout=70", headers={"X-Accepted-Block-For": "1"})
         self.assertEqual(self.broker.calls[-1][1]["block"], 1)
 

@@ -46,14 +46,23 @@ def test_readd_replaces_the_worker(registry):
 
 
 def test_ready_defaults(registry):
-    worker = registry.add(b"w1", {})
+    worker = registry.add(b"w1", {"kinds": []})
     assert worker.kinds == frozenset() and worker.queues is None and worker.credit == 1
     assert registry.add(b"w2", ready(queues=[])).queues is None  # no list means every queue
 
 
-@pytest.mark.parametrize("credit, expected", [(0, 1), (-3, 1), (2.9, 2), ("4", 4)])
-def test_credit_is_at_least_one(registry, credit, expected):
-    assert registry.add(b"w", ready(credit=credit)).credit == expected
+def test_leases_the_worker_should_know_of_and_does_not_hold_are_missing(registry):
+    worker = registry.add(b"w1", ready(credit=10))
+    first, second, third = ({"id": name} for name in ("a", "b", "c"))
+    worker.lease(first)
+    worker.lease(second)
+    worker.sent_jobs()  # JOBS message 1 carried a and b
+    worker.lease(third)
+    worker.sent_jobs()  # JOBS message 2 carried c
+    assert worker.missing(held={"a"}, seen=1) == [second]  # c may still be on its way
+    assert worker.missing(held={"a"}, seen=2) == [second, third]
+    worker.drop_lease("b")
+    assert worker.missing(held=set(), seen=2) == [first, third] and worker.room == 8
 
 
 def test_seen_refreshes_liveness(registry, clock):
