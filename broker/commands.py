@@ -97,7 +97,10 @@ class ClientCommands:
                 specs.append(wire_spec(spec))
             except ValidationError as error:
                 raise ValidationError(error.message, error.field, index) from None
-        ids, created = self.jobs.submit(specs)
+        try:
+            ids, created = self.jobs.submit(specs)
+        except TypeError as error:  # orjson could not encode a payload; the savepoint is rolled back
+            raise ValidationError(f"a job's payload must be JSON: {error}", "payload") from None
         return {"ids": ids, "created": created}
 
     def get(self, identity, request_id, body):
@@ -110,7 +113,7 @@ class ClientCommands:
         if state is not None and state not in STATES:
             raise ValidationError(f"unknown state '{state}'", "state")
         limit = body.get("limit") or 100
-        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise ValidationError(f"'limit' must be an integer from 1 to {MAX_LIST}", "limit")
         for field in ("namespace", "queue", "kind"):
             if body.get(field) is not None and not isinstance(body[field], str):
@@ -121,7 +124,9 @@ class ClientCommands:
         cursor = body.get("cursor")
         try:
             after = int(cursor) if cursor not in (None, "") else 0
-        except (TypeError, ValueError):
+            if not 0 <= after < 2**63:
+                raise ValueError(cursor)
+        except (TypeError, ValueError, OverflowError):
             raise ValidationError("'cursor' is not a cursor this server gave", "cursor") from None
         records = self.store.list(body.get("namespace"), body.get("queue"), state, labels,
                                   limit, after, now=self.clock(), kind=body.get("kind"))

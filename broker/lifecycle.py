@@ -11,7 +11,7 @@ import math
 from tubeway.core import protocol as p
 from tubeway.core.errors import ValidationError
 from tubeway.core.job import (
-    BACKOFF_TYPES, ENDED, MAX_NAME, MAX_PRIORITY, State, backoff_delay, callback_body, normalize_backoff,
+    BACKOFF_TYPES, ENDED, MAX_ID, MAX_NAME, MAX_PRIORITY, State, backoff_delay, callback_body, normalize_backoff,
     normalize_spec,
 )
 from tubeway.broker.groups import Groups
@@ -258,7 +258,7 @@ def _is_name(value):
 
 
 def _is_seconds(value):
-    return value is None or (type(value) in (int, float) and 0 <= value < math.inf)
+    return value is None or (type(value) is float and 0 <= value < math.inf) or (type(value) is int and 0 <= value < 2**53)
 
 
 def _is_normalized(spec):
@@ -279,7 +279,7 @@ def _is_normalized(spec):
             and _is_seconds(backoff["delay"]) and _is_seconds(backoff["max_delay"])
             and type(backoff["jitter"]) is bool and type(spec["labels"]) is dict
             and (unique_key is None or _is_name(unique_key))
-            and (parent is None or (type(parent) is str and len(parent) <= 64)))
+            and (parent is None or (type(parent) is str and len(parent) <= MAX_ID)))
 
 
 def wire_spec(spec):

@@ -160,7 +160,10 @@ class Broker:
         try:
             if handler is None:
                 raise ProtocolError(f"unknown command {command!r}")
-            body = p.unpack(raw)
+            try:
+                body = p.unpack(raw)
+            except ValueError as error:
+                raise ProtocolError(str(error)) from None
             if not isinstance(body, dict):
                 raise ProtocolError("a request body must be a map")
             with self.store.atomic():

@@ -40,6 +40,8 @@ DEFAULT_QUEUE = "default"
 BACKOFF_TYPES = ("fixed", "linear", "exponential")
 MAX_NAME = 200
 MAX_PRIORITY = 2**31 - 1
+#: Longest job id (client-chosen or a ``parent``) storage holds.
+MAX_ID = 36
 
 #: The fields a native submission may carry.
 SPEC_FIELDS = (
@@ -66,6 +68,12 @@ def _number(spec, field, default=None, minimum=0, integer=False, maximum=None):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise ValidationError(f"'{field}' must be {bound}", field)
     return value
+
+
+def _seconds(spec, field):
+    """A number of seconds >= 0, as a float (storage holds any float, not any integer), or None."""
+    value = _number(spec, field)
+    return None if value is None else float(value)
 
 
 def normalize_backoff(value, field="backoff"):
@@ -140,8 +148,8 @@ def normalize_spec(spec, now=None, known_kinds=None):
     kind = _name(spec, "kind", None)
     if known_kinds is not None and kind not in known_kinds:
         raise UnknownKind(f"no installed plugin runs jobs of kind '{kind}'", "kind")
-    delay = _number(spec, "delay")
-    run_at = _number(spec, "run_at")
+    delay = _seconds(spec, "delay")
+    run_at = _seconds(spec, "run_at")
     if delay is not None:
         run_at = now + delay
     callback = spec.get("callback_url")
@@ -151,19 +159,19 @@ def normalize_spec(spec, now=None, known_kinds=None):
     if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_NAME):
         raise ValidationError("'unique_key' must be a non-empty string", "unique_key")
     parent = spec.get("parent")
-    if parent is not None and not isinstance(parent, str):
+    if parent is not None and (not isinstance(parent, str) or len(parent) > MAX_ID):
         raise ValidationError("'parent' must be a job id", "parent")
     return {
         "namespace": _name(spec, "namespace", DEFAULT_NAMESPACE),
         "queue": _name(spec, "queue", DEFAULT_QUEUE),
         "kind": kind,
         "payload": spec.get("payload"),
-        "priority": _number(spec, "priority", 0, minimum=-MAX_PRIORITY, maximum=MAX_PRIORITY, integer=True),
+        "priority": _number(spec, "priority", 0, minimum=-MAX_PRIORITY, maximum=MAX_PRIORITY, integer=True) or 0,
         "run_at": run_at if run_at is not None and run_at > now else None,
-        "max_attempts": _number(spec, "attempts", 1, minimum=1, maximum=10000, integer=True),
+        "max_attempts": _number(spec, "attempts", 1, minimum=1, maximum=10000, integer=True) or 1,
         "backoff": normalize_backoff(spec.get("backoff")),
-        "timeout": _number(spec, "timeout"),
-        "result_ttl": _number(spec, "result_ttl"),
+        "timeout": _seconds(spec, "timeout"),
+        "result_ttl": _seconds(spec, "result_ttl"),
         "callback_url": callback,
         "unique_key": unique_key,
         "labels": _labels(spec),

@@ -5,11 +5,11 @@ Markers (also declared in pyproject.toml): ``acceptance``, ``integration``,
 """
 import os
 import socket
-import uuid
 
 import pytest
 
-PG_URL = os.environ.get("TUBEWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from pgschema import PG_URL, postgres_schema  # noqa: F401 - PG_URL for tests that import it
+
 
 MARKERS = {
     "acceptance": "real Tubeway processes driven over HTTP (slower)",
@@ -49,21 +49,5 @@ def postgres_url():
 
     Skips when PostgreSQL is unreachable, but fails when ``CI`` is set: CI must test it.
     """
-    try:
-        import psycopg2
-
-        conn = psycopg2.connect(PG_URL, connect_timeout=3)
-    except Exception as error:  # noqa: BLE001 - any failure means "no PostgreSQL here"
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required under CI but unreachable at {PG_URL}: {error}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {error}")
-    schema = f"tw_test_{uuid.uuid4().hex[:10]}"
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_URL}?search_path={schema}"
-    finally:
-        with conn.cursor() as cursor:
-            cursor.execute(f"DROP SCHEMA {schema} CASCADE")
-        conn.close()
+    with postgres_schema() as url:
+        yield url

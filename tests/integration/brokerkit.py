@@ -73,6 +73,13 @@ class ScriptedWorker:
             self._receive(got)
         return got
 
+    def drain(self):
+        """Every job that has arrived by now (answering heartbeats), without waiting."""
+        got, self.pending_jobs = self.pending_jobs, []
+        while self.socket.poll(0):
+            self._receive(got)
+        return got
+
     def aborted(self, count, timeout=5.0):
         """Receive until ABORT messages named ``count`` jobs; returns their ids (jobs arriving meanwhile are kept)."""
         deadline = time.monotonic() + timeout
