@@ -133,8 +133,8 @@ SETTINGS = (
       env_aliases=("QUEUE_DEFAULT_TIMEOUT",), minimum=0.001),
     S("queue_max_attempts", 1, "int", "Attempts of a queue task's HTTP call before it fails.", minimum=1),
     S("http_concurrency", 16, "int", "HTTP calls (`http` jobs) one worker process makes at once.", minimum=1),
-    S("http_allowed_hosts", [], "list", "Hosts `http` jobs may call: names, or `*.example.com` for its "
-      "subdomains; none means any.", check=_check_allowed_hosts),
+    S("http_allowed_hosts", [], "list", "Hosts outgoing calls (`http` jobs, callbacks, each redirect) may "
+      "reach: names, or `*.example.com` for its subdomains; none means any.", check=_check_allowed_hosts),
     S("fraction_fanout", 64, "int", "Most child jobs one step of a fraction creates.", minimum=2),
     S("log_level", "INFO", "str", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     S("config", None, "str", "TOML file of settings (keys are setting names).", optional=True),
