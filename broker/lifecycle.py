@@ -9,7 +9,7 @@ import logging
 
 from tubeway.core import protocol as p
 from tubeway.core.errors import ValidationError
-from tubeway.core.job import ENDED, State, backoff_delay, callback_body, normalize_spec
+from tubeway.core.job import ENDED, State, backoff_delay, normalize_spec
 from tubeway.broker.groups import Groups
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Lifecycle:
     def _callback(self, record):
         spec = normalize_spec({
             "namespace": CALLBACK_NAMESPACE, "queue": CALLBACK_QUEUE, "kind": "callback",
-            "payload": {"url": record["callback_url"], "body": callback_body(record)},
+            "payload": {"url": record["callback_url"], "job": public(record)},  # the worker shapes the body
             "attempts": int(getattr(self.settings, "callback_attempts", 5)),
             "backoff": {"type": "exponential", "delay": 1.0, "max_delay": 60.0},
             "labels": {"job": record["id"]},

@@ -19,8 +19,11 @@ before anything is sent there, and is not retried.
 
 The ``callback`` kind tells a job's ``callback_url`` that the job ended: the broker
 creates a ``callback`` job (``settings.callback_attempts`` attempts, exponential
-backoff) with payload ``{"url", "body"}``; the body is POSTed as JSON, and a
-network error or a non-2xx answer fails the attempt so it is retried.
+backoff) with payload ``{"url", "job"}``, ``job`` being the ended job's native record.
+The body POSTed as JSON is what the ``tubeway_callback_body`` hook answers for it (a
+dialect's shape for its namespace; by default, this plugin's, the record itself); a
+payload ``{"url", "body"}`` (stored by an older version) is sent as it is. A network
+error or a non-2xx answer fails the attempt so it is retried.
 """
 import time
 from urllib.parse import urlencode
@@ -140,8 +143,9 @@ def _run_http(job, context):
 
 def _run_callback(job, context):
     payload = job["payload"]
+    body = payload["body"] if "body" in payload else context.plugins.callback_body(payload.get("job"))
     timeout = _call_timeout(None, context)
-    response = post_json(payload["url"], payload.get("body"), timeout, headers=payload.get("headers"),
+    response = post_json(payload["url"], body, timeout, headers=payload.get("headers"),
                          allowed_hosts=_allowed_hosts(context))
     return {"status": response.status_code}
 
@@ -150,6 +154,8 @@ def _validate_callback(payload, settings):
     if not isinstance(payload, dict) or http_url_host(payload.get("url")) is None:
         raise ValidationError("a callback job's payload needs an http(s) 'url'", "payload")
     check_url(payload["url"], settings)
+    if "body" not in payload and not isinstance(payload.get("job"), dict):
+        raise ValidationError("a callback job's payload needs the ended 'job' (an object) or a 'body'", "payload")
     headers = payload.get("headers")
     if headers is not None and (not isinstance(headers, dict)
                                 or not all(isinstance(v, str) for v in headers.values())):
@@ -176,7 +182,7 @@ def tubeway_startup(role, settings):
 
 @hookimpl
 def tubeway_validate_job(spec, settings):
-    """``http``: see :func:`validate_http_payload`; ``callback``: ``{"url": "http(s)://...", "body", "headers"?}``."""
+    """``http``: see :func:`validate_http_payload`; ``callback``: ``{"url": "http(s)://...", "job" | "body", ...}``."""
     if spec.get("kind") == HTTP_KIND:
         validate_http_payload(spec.get("payload"), settings)
     else:
@@ -185,10 +191,16 @@ def tubeway_validate_job(spec, settings):
 
 @hookimpl
 def tubeway_run_job(job, context):
-    """``http``: make the call, the result is the answer; ``callback``: POST the body, the result is the status."""
+    """``http``: make the call, the result is the answer; ``callback``: POST its body, the result is the status."""
     if job["kind"] == HTTP_KIND:
         return _run_http(job, context)
     return _run_callback(job, context)
+
+
+@hookimpl(trylast=True)
+def tubeway_callback_body(job):
+    """The default body of a callback: the ended job's record, as the native API shows it."""
+    return job
 
 
 @hookimpl
