@@ -66,6 +66,22 @@ def is_loopback(host):
         return False
 
 
+def is_local_endpoint(endpoint):
+    """True for a ZeroMQ endpoint only this host reaches: ``ipc://``, ``inproc://``, or tcp on a loopback address.
+
+    A tcp host is taken as written (``*``, an interface name or another host name is
+    not loopback; only ``localhost`` is, as in :func:`is_loopback`).
+    """
+    scheme, sep, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return True
+    if scheme != "tcp" or not sep:
+        return False
+    host = rest.rpartition(":")[0]
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return bool(host) and is_loopback(host)
+
+
 def _check_http(value):
     try:
         split_host_port(value)
@@ -113,7 +129,8 @@ SETTINGS = (
     S("http_processes", 1, "int", "HTTP front end processes (they share the port).", minimum=1),
     S("auth_tokens", [], "list", "Bearer tokens the HTTP API accepts; none means no auth (loopback only).",
       flag="--auth-token", secret=True),
-    S("insecure_no_auth", False, "bool", "Serve a non-loopback address without auth tokens."),
+    S("insecure_no_auth", False, "bool", "Serve HTTP on a non-loopback address without auth tokens, or bind "
+      "the broker (no authentication) to one."),
     S("enable_commands", False, "bool", "Allow shell command jobs (Cloud Foundry tasks)."),
     S("max_body_size", 16 * 1024 * 1024, "int", "Largest HTTP request body accepted, in bytes.", minimum=1),
     S("lease_seconds", 300, "int", "Default lease of an Accepted job handed out by want_job, in seconds.", minimum=1),
