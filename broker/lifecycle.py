@@ -11,8 +11,7 @@ import math
 from tubeway.core import protocol as p
 from tubeway.core.errors import ValidationError
 from tubeway.core.job import (
-    BACKOFF_TYPES, ENDED, MAX_ID, MAX_NAME, MAX_PRIORITY, State, backoff_delay, callback_body, normalize_backoff,
-    normalize_spec,
+    BACKOFF_TYPES, ENDED, MAX_ID, MAX_NAME, MAX_PRIORITY, State, backoff_delay, normalize_backoff, normalize_spec,
 )
 from tubeway.broker.groups import Groups
 
@@ -146,7 +145,7 @@ class Lifecycle:
     def _callback(self, record):
         spec = normalize_spec({
             "namespace": CALLBACK_NAMESPACE, "queue": CALLBACK_QUEUE, "kind": "callback",
-            "payload": {"url": record["callback_url"], "body": callback_body(record)},
+            "payload": {"url": record["callback_url"], "job": public(record)},  # the worker shapes the body
             "attempts": int(getattr(self.settings, "callback_attempts", 5)),
             "backoff": {"type": "exponential", "delay": 1.0, "max_delay": 60.0},
             "labels": {"job": record["id"]},

@@ -18,7 +18,7 @@ import time
 import tubeway
 from tubeway.core import logs
 from tubeway.core.errors import ConfigError
-from tubeway.core.settings import BY_NAME, SETTINGS, Settings, display, is_loopback, load_settings
+from tubeway.core.settings import BY_NAME, SETTINGS, Settings, display, is_local_endpoint, is_loopback, load_settings
 
 #: Environment variable carrying a supervisor's settings (JSON) to its children.
 SETTINGS_ENV = "TUBEWAY_SETTINGS_JSON"
@@ -157,6 +157,22 @@ def check_exposure(settings):
     )
 
 
+def check_broker_exposure(settings):
+    """Refuse to bind the broker's endpoint where other hosts reach it, unless insecure_no_auth.
+
+    Anyone reaching that endpoint may submit jobs and take work: it has no
+    authentication. ``ipc://`` and ``inproc://`` endpoints are local.
+    """
+    if settings.insecure_no_auth or is_local_endpoint(settings.broker):
+        return
+    raise ConfigError(
+        f"refusing to bind the broker on {settings.broker} (not a loopback address): its ZeroMQ endpoint "
+        "accepts jobs without authentication; set broker (--broker, TUBEWAY_BROKER) to tcp://127.0.0.1:PORT "
+        "or ipc://PATH, or pass --insecure-no-auth to open it to anyone who reaches it",
+        setting="broker",
+    )
+
+
 def child_env(settings):
     """The environment a child process gets: ours plus the settings as JSON."""
     env = dict(os.environ)
@@ -234,6 +250,8 @@ def main(argv=None):
         settings, supervised = resolve_settings(args)
         if args.command in ("up", "http"):
             check_exposure(settings)
+        if args.command in ("up", "broker"):  # worker and http connect to --broker: nothing to refuse
+            check_broker_exposure(settings)
         return HANDLERS[args.command](settings, supervised)
     except ConfigError as exc:  # also from a role refusing its settings at start
         print(f"tubeway: {exc.message}", file=sys.stderr)

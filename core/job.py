@@ -196,21 +196,3 @@ def http_url_host(url):
     except (ValueError, requests.RequestException):
         return None
     return host
-
-
-def callback_body(job):
-    """The JSON a job's callback URL receives when it ends.
-
-    It is the job as the Accepted jobs API shows it (``id``, ``queue``, ``status``,
-    ``priority``, ``params``, ``result``, ``error``), exactly what ``GET /jobs/<id>``
-    answers once the job has ended.
-    """
-    return {
-        "id": job["id"],
-        "queue": job["queue"],
-        "status": job["state"],
-        "priority": job["priority"],
-        "params": job["payload"],
-        "result": job.get("result"),
-        "error": job.get("error"),
-    }

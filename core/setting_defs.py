@@ -68,6 +68,22 @@ def is_loopback(host):
         return False
 
 
+def is_local_endpoint(endpoint):
+    """True for a ZeroMQ endpoint only this host reaches: ``ipc://``, ``inproc://``, or tcp on a loopback address.
+
+    A tcp host is taken as written (``*``, an interface name or another host name is
+    not loopback; only ``localhost`` is, as in :func:`is_loopback`).
+    """
+    scheme, sep, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return True
+    if scheme != "tcp" or not sep:
+        return False
+    host = rest.rpartition(":")[0]
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return bool(host) and is_loopback(host)
+
+
 def _check_http(value):
     try:
         split_host_port(value)
@@ -115,7 +131,8 @@ SETTINGS = (
     S("http_processes", 1, "int", "HTTP front end processes (they share the port).", minimum=1),
     S("auth_tokens", [], "list", "Bearer tokens the HTTP API accepts; none means no auth (loopback only).",
       flag="--auth-token", secret=True),
-    S("insecure_no_auth", False, "bool", "Serve a non-loopback address without auth tokens."),
+    S("insecure_no_auth", False, "bool", "Serve HTTP on a non-loopback address without auth tokens, or bind "
+      "the broker (no authentication) to one."),
     S("enable_commands", False, "bool", "Allow shell command jobs (Cloud Foundry tasks)."),
     S("max_body_size", 16 * 1024 * 1024, "int", "Largest HTTP request body accepted, in bytes.", minimum=1),
     S("lease_seconds", 300, "int", "Default lease of an Accepted job handed out by want_job, in seconds.", minimum=1),
@@ -136,8 +153,8 @@ SETTINGS = (
       env_aliases=("QUEUE_DEFAULT_TIMEOUT",), minimum=0.001),
     S("queue_max_attempts", 1, "int", "Attempts of a queue task's HTTP call before it fails.", minimum=1),
     S("http_concurrency", 16, "int", "HTTP calls (`http` jobs) one worker process makes at once.", minimum=1),
-    S("http_allowed_hosts", [], "list", "Hosts `http` jobs may call: names, or `*.example.com` for its "
-      "subdomains; none means any.", check=_check_allowed_hosts),
+    S("http_allowed_hosts", [], "list", "Hosts outgoing calls (`http` jobs, callbacks, each redirect) may "
+      "reach: names, or `*.example.com` for its subdomains; none means any.", check=_check_allowed_hosts),
     S("fraction_fanout", 64, "int", "Most child jobs one step of a fraction creates.", minimum=2),
     S("log_level", "INFO", "str", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     S("config", None, "str", "TOML file of settings (keys are setting names).", optional=True),

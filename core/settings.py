@@ -12,7 +12,7 @@ import sys
 
 from tubeway.core.errors import ConfigError
 from tubeway.core.setting_defs import (  # noqa: F401 - the registry is part of this API
-    BY_NAME, ENV_PREFIX, SETTINGS, SOURCES, Setting, is_loopback, mask_url, split_host_port,
+    BY_NAME, ENV_PREFIX, SETTINGS, SOURCES, Setting, is_local_endpoint, is_loopback, mask_url, split_host_port,
 )
 
 _TRUE = {"1", "true", "yes", "on"}

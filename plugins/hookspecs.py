@@ -7,7 +7,8 @@ with :data:`tubeway.hookimpl`. Every hook is documented in ``docs/plugins.md``;
 Hooks that take a job (``tubeway_validate_job``, ``tubeway_run_job``,
 ``tubeway_wrap_job``, ``tubeway_retry_decision``) are called only on the plugin
 that declared the job's kind, plus plugins that declare no kinds at all (policy and
-tracing plugins see every job). The other hooks are called on every plugin.
+tracing plugins see every job). The other hooks (``tubeway_callback_body`` too) are
+called on every plugin.
 """
 from typing import NamedTuple
 
@@ -96,6 +97,19 @@ def tubeway_retry_decision(job, error):
     ``error`` is the exception the attempt raised (a
     :class:`~tubeway.core.errors.JobTimeout` for a timeout). The default retries
     while attempts remain; True cannot add attempts beyond ``max_attempts``.
+    """
+
+
+@hookspec(firstresult=True)
+def tubeway_callback_body(job):
+    """The JSON a job's ``callback_url`` receives when the job ends, or None for no opinion.
+
+    ``job`` is the ended job's record as the native API shows it (``id``,
+    ``namespace``, ``state``, ``result``, ...). Called in the worker process sending
+    the callback, on every plugin whatever the job's kind; the first answer that is
+    not None is sent. A dialect answers for its own namespace (the built-in
+    ``accepted`` plugin gives the Accepted jobs API's shape); the built-in
+    ``callback`` plugin's default (``trylast``) is the record itself.
     """
 
 

@@ -14,6 +14,7 @@ import logging
 import pluggy
 
 from tubeway import PROJECT_NAME
+from tubeway.broker.http import accepted_shape
 from tubeway.core.errors import ConfigError, TubewayError, UnknownKind
 from tubeway.plugins import hookspecs
 from tubeway.plugins.builtin import external, fraction, http_call, testing
@@ -24,7 +25,8 @@ log = logging.getLogger("tubeway.plugins")
 
 ENTRY_POINT_GROUP = "tubeway"
 #: Built-in plugins by name, in registration order.
-BUILTINS = (("external", external), ("testing", testing), ("callback", http_call), ("fraction", fraction))
+BUILTINS = (("external", external), ("testing", testing), ("callback", http_call), ("fraction", fraction),
+            ("accepted", accepted_shape))
 #: Most threads one job kind may ask for in each worker process.
 MAX_CONCURRENCY = 1024
 
@@ -158,7 +160,13 @@ class PluginManager:
             call(impl, args)
 
     def run_job(self, job, context):
-        """Run a job through its plugin's ``tubeway_run_job``, inside the ``tubeway_wrap_job`` wrappers."""
+        """Run a job through its plugin's ``tubeway_run_job``, inside the ``tubeway_wrap_job`` wrappers.
+
+        ``context.plugins`` is set to this manager, so a running job may call other hooks
+        (the ``callback`` kind asks ``tubeway_callback_body`` for its body).
+        """
+        if context is not None:
+            context.plugins = self
         kind = job["kind"]
         runners = self._job_impls("tubeway_run_job", kind, owner_only=True)
         if not runners:
@@ -168,6 +176,10 @@ class PluginManager:
         if not wrappers:
             return call(runners[0], args)
         return run_wrapped(wrappers, args, lambda: call(runners[0], args))
+
+    def callback_body(self, job):
+        """What the callback URL of ``job`` (an ended job's record) receives: ``tubeway_callback_body``'s answer."""
+        return self._pm.hook.tubeway_callback_body(job=job)
 
     def retry_decision(self, job, error):
         """True/False from the first plugin with an opinion on retrying, else None."""

@@ -2,14 +2,15 @@
 
 Jobs live in the namespace ``accepted`` with the kind ``external``: no Tubeway
 worker runs them; a client takes one with ``POST /want_job`` and reports with
-``PUT /jobs/<id>``. Errors are ``{"error": "..."}``.
+``PUT /jobs/<id>``. Errors are ``{"error": "..."}``. The job's shape, shared with its
+callbacks, is :func:`~tubeway.broker.http.accepted_shape.accepted_job`.
 """
 from urllib.parse import quote
 
+from tubeway.broker.http.accepted_shape import NAMESPACE, accepted_job
 from tubeway.broker.http.base import ApiError, BaseHandler, parse_count, routes_with_slash
 from tubeway.broker.http.native import normalize_jobs
 
-NAMESPACE = "accepted"
 KIND = "external"
 DEFAULT_PRIORITY = 1
 MAX_PRIORITY = 3
@@ -27,19 +28,6 @@ SECONDS_HEADERS = {
 }
 HEADER_OF_FIELD = {**SECONDS_HEADERS, "priority": PRIORITY, "callback_url": CALLBACK_URL}
 UPDATE_STATUSES = ("done", "failed", "running")
-
-
-def accepted_job(job):
-    """A native job record as the Accepted jobs API shows it."""
-    return {
-        "id": job["id"],
-        "queue": job["queue"],
-        "status": job["state"],
-        "priority": job["priority"],
-        "params": job.get("payload"),
-        "result": job.get("result"),
-        "error": job.get("error"),
-    }
 
 
 class AcceptedHandler(BaseHandler):

@@ -24,9 +24,9 @@ from tubeway.core.settings import split_host_port
 log = logging.getLogger("tubeway.http")
 
 PACKAGE = "tubeway.broker.http"
-#: Modules of this package exposing ``routes()``, in matching order. A dialect whose
-#: module is not part of this build is skipped.
-DIALECTS = ("native", "accepted", "queue_task", "arangodb", "cloudfoundry", "bullmq", "metrics")
+#: Modules of this package exposing ``routes()``, in matching order: the dialects that
+#: ship. Each must import; one that does not stops the front end at start.
+DIALECTS = ("native", "accepted", "queue_task", "metrics")
 SHUTDOWN_GRACE = 5.0
 
 
@@ -47,23 +47,25 @@ class TubewayApp(tornado.web.Application):
         super().__init__(rules, default_handler_class=NotFoundHandler, serve_traceback=False)
 
 
-def _dialect_module(name):
-    full_name = f"{PACKAGE}.{name}"
-    try:
-        return importlib.import_module(full_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == full_name:
-            return None
-        raise
+def dialect_modules():
+    """The modules of :data:`DIALECTS`, imported; a ConfigError naming the first that fails to import."""
+    modules = []
+    for name in DIALECTS:
+        full_name = f"{PACKAGE}.{name}"
+        try:
+            modules.append(importlib.import_module(full_name))
+        except Exception as exc:  # a dialect missing or broken is a broken build, never a dialect skipped
+            raise ConfigError(f"http: the dialect module {full_name} failed to import "
+                              f"({type(exc).__name__}: {exc}); the front end cannot serve without it",
+                              setting="http") from exc
+    return modules
 
 
 def collect_routes(settings, plugins):
     """The built-in dialects' rules, then the plugins' (built-ins win a tie)."""
     rules = []
-    for name in DIALECTS:
-        module = _dialect_module(name)
-        if module is not None:
-            rules.extend(module.routes())
+    for module in dialect_modules():
+        rules.extend(module.routes())
     return rules + (_plugin_routes(settings, plugins) if plugins is not None else [])
 
 
@@ -120,6 +122,7 @@ def serve(settings):
     facts = _setup_logging(settings)
     host, port = parse_address(settings.http)
     check_exposure(host, settings)
+    dialect_modules()  # fail at start, before anything is bound or started
     from tubeway.plugins.manager import PluginManager
 
     plugins = PluginManager.load(settings)

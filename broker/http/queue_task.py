@@ -4,8 +4,9 @@
 the fraction plugin splits into ``http`` leaves of ``gap`` ids each.
 
 A task is an HTTP call to make later. ``worker`` names the queue (in the namespace
-``queue``); ``delay`` (seconds) or ``datetime`` (``YYYY-MM-DD HH:MM:SS``, UTC) says
-when; ``method``, ``url``, ``headers``, one of ``json`` / ``query_string`` / ``body``,
+``queue``); ``delay`` (seconds) or else ``datetime`` (``YYYY-MM-DD HH:MM:SS``, UTC)
+says when, neither meaning at once; ``method`` (any HTTP method token, sent
+upper-cased), ``url``, ``headers``, one of ``json`` / ``query_string`` / ``body``,
 ``timeout`` and ``sleep`` say what. The ``http`` plugin makes the call and checks the
 call's fields when the job is submitted. Errors are ``{"status": false, "message"}``
 naming the field; success is ``{"status": true}``.
@@ -42,16 +43,18 @@ def _empty(value):
 
 
 def schedule(body):
-    """The spec fields saying when a task runs: ``{"delay": s}`` or ``{"run_at": epoch}``; 400 if unclear."""
+    """The spec fields saying when a task runs: ``{"delay": s}``, ``{"run_at": epoch}``, or ``{}`` for at once.
+
+    ``delay`` wins over ``datetime`` (which is then ignored); neither runs the task at
+    once, as the original does. A bad value of the one used is a 400 naming it.
+    """
     delay, when = _present(body, "delay"), _present(body, "datetime")
-    if delay is None and when is None:
-        raise ApiError(400, "one of 'delay' or 'datetime' is required")
-    if delay is not None and when is not None:
-        raise ApiError(400, "give only one of 'delay' or 'datetime'")
     if delay is not None:
         if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= MAX_DELAY:
             raise ApiError(400, f"'delay' must be an integer number of seconds from 0 to {MAX_DELAY}")
         return {"delay": delay}
+    if when is None:
+        return {}
     try:
         if not isinstance(when, str) or not _DATETIME.fullmatch(when):
             raise ValueError(when)

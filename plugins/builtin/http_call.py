@@ -11,16 +11,22 @@ A non-empty ``json`` wins over ``query_string``, which wins over ``body``;
 The result is ``{"status", "headers", "body" (first 64 KiB as text), "truncated",
 "duration"}``; a network error, a timeout or a 5xx answer fails the attempt (it is
 retried while attempts remain); any other answer is done. ``sleep`` microseconds
-pause the job's slot after the call. The setting ``http_allowed_hosts`` restricts the
-hosts called; a call to a host it no longer allows is not retried.
+pause the job's slot after the call.
+
+The setting ``http_allowed_hosts`` restricts the hosts both kinds call, redirects
+included: a call or a redirect hop to a host it does not allow fails the attempt
+before anything is sent there, and is not retried.
 
 The ``callback`` kind tells a job's ``callback_url`` that the job ended: the broker
 creates a ``callback`` job (``settings.callback_attempts`` attempts, exponential
-backoff) with payload ``{"url", "body"}``; the body is POSTed as JSON, and a
-network error or a non-2xx answer fails the attempt so it is retried.
+backoff) with payload ``{"url", "job"}``, ``job`` being the ended job's native record.
+The body POSTed as JSON is what the ``tubeway_callback_body`` hook answers for it (a
+dialect's shape for its namespace; by default, this plugin's, the record itself); a
+payload ``{"url", "body"}`` (stored by an older version) is sent as it is. A network
+error or a non-2xx answer fails the attempt so it is retried.
 """
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import orjson
 from requests.structures import CaseInsensitiveDict
@@ -28,9 +34,9 @@ from requests.structures import CaseInsensitiveDict
 from tubeway import hookimpl
 from tubeway.core.errors import ValidationError
 from tubeway.core.job import http_url_host
-from tubeway.plugins.builtin.http_client import (ERROR_BODY_CHARS, CallFailed, post_json, read_start,
-                                                 reason_phrase, send, size_pool)
-from tubeway.plugins.builtin.http_task import host_allowed, validate_http_payload
+from tubeway.plugins.builtin.http_client import (ERROR_BODY_CHARS, CallFailed, HostNotAllowed, post_json,
+                                                 read_start, reason_phrase, send, size_pool)
+from tubeway.plugins.builtin.http_task import check_url, validate_http_payload
 from tubeway.plugins.hookspecs import JobKind
 
 KIND = "callback"
@@ -41,10 +47,6 @@ DEFAULT_CONCURRENCY = 16
 #: Bytes of an ``http`` job's answer kept in its result.
 RESULT_BODY_BYTES = 64 * 1024
 URL_QUERY_METHODS = ("GET", "HEAD")
-
-
-class HostNotAllowed(CallFailed):
-    """An ``http`` job's host is not in ``http_allowed_hosts`` (the setting changed since it was submitted)."""
 
 
 # -- the http kind: the call ------------------------------------------------------------
@@ -92,15 +94,17 @@ def request_parts(payload):
     return method, url, headers, (raw.encode("utf-8") if raw else None), None
 
 
-def call_http(payload, timeout):
+def call_http(payload, timeout, allowed_hosts=None):
     """Make the call an ``http`` payload describes and return the job's result.
 
     Raises :class:`CallFailed` on a network error or a 5xx answer (``CallTimeout``
-    when connecting, waiting for the answer or reading it takes over ``timeout``).
+    when connecting, waiting for the answer or reading it takes over ``timeout``;
+    ``HostNotAllowed`` when it or a redirect is for a host not in ``allowed_hosts``).
     """
     method, url, headers, data, json_value = request_parts(payload)
     started = time.perf_counter()
-    response = send(method, url, timeout, headers=headers, data=data, json=json_value, stream=True)
+    response = send(method, url, timeout, headers=headers, data=data, json=json_value, stream=True,
+                    allowed_hosts=allowed_hosts)
     try:
         content, truncated = read_start(response, RESULT_BODY_BYTES, timeout, method, url)
     finally:
@@ -120,13 +124,14 @@ def _call_timeout(value, context):
     return timeout if remaining is None else max(0.001, min(timeout, remaining))
 
 
+def _allowed_hosts(context):
+    return getattr(context.settings, "http_allowed_hosts", None)
+
+
 def _run_http(job, context):
     payload = job["payload"]
-    host = urlsplit(payload["url"]).hostname or ""
-    if not host_allowed(host, getattr(context.settings, "http_allowed_hosts", None)):
-        raise HostNotAllowed(f"host '{host}' is not in http_allowed_hosts")
     try:
-        result = call_http(payload, _call_timeout(payload.get("timeout"), context))
+        result = call_http(payload, _call_timeout(payload.get("timeout"), context), _allowed_hosts(context))
         context.log(f"{payload['method'].upper()} {payload['url']} -> {result['status']} "
                     f"in {result['duration']:.3f} s")
         return result
@@ -138,14 +143,19 @@ def _run_http(job, context):
 
 def _run_callback(job, context):
     payload = job["payload"]
+    body = payload["body"] if "body" in payload else context.plugins.callback_body(payload.get("job"))
     timeout = _call_timeout(None, context)
-    response = post_json(payload["url"], payload.get("body"), timeout, headers=payload.get("headers"))
+    response = post_json(payload["url"], body, timeout, headers=payload.get("headers"),
+                         allowed_hosts=_allowed_hosts(context))
     return {"status": response.status_code}
 
 
-def _validate_callback(payload):
+def _validate_callback(payload, settings):
     if not isinstance(payload, dict) or http_url_host(payload.get("url")) is None:
         raise ValidationError("a callback job's payload needs an http(s) 'url'", "payload")
+    check_url(payload["url"], settings)
+    if "body" not in payload and not isinstance(payload.get("job"), dict):
+        raise ValidationError("a callback job's payload needs the ended 'job' (an object) or a 'body'", "payload")
     headers = payload.get("headers")
     if headers is not None and (not isinstance(headers, dict)
                                 or not all(isinstance(v, str) for v in headers.values())):
@@ -172,22 +182,28 @@ def tubeway_startup(role, settings):
 
 @hookimpl
 def tubeway_validate_job(spec, settings):
-    """``http``: see :func:`validate_http_payload`; ``callback``: ``{"url": "http(s)://...", "body", "headers"?}``."""
+    """``http``: see :func:`validate_http_payload`; ``callback``: ``{"url": "http(s)://...", "job" | "body", ...}``."""
     if spec.get("kind") == HTTP_KIND:
         validate_http_payload(spec.get("payload"), settings)
     else:
-        _validate_callback(spec.get("payload"))
+        _validate_callback(spec.get("payload"), settings)
 
 
 @hookimpl
 def tubeway_run_job(job, context):
-    """``http``: make the call, the result is the answer; ``callback``: POST the body, the result is the status."""
+    """``http``: make the call, the result is the answer; ``callback``: POST its body, the result is the status."""
     if job["kind"] == HTTP_KIND:
         return _run_http(job, context)
     return _run_callback(job, context)
 
 
+@hookimpl(trylast=True)
+def tubeway_callback_body(job):
+    """The default body of a callback: the ended job's record, as the native API shows it."""
+    return job
+
+
 @hookimpl
 def tubeway_retry_decision(job, error):
-    """A call to a host no longer allowed is not retried; otherwise the default."""
+    """A call (or a redirect) to a host not allowed is not retried; otherwise the default."""
     return False if isinstance(error, HostNotAllowed) else None

@@ -86,7 +86,7 @@ def validate_http_payload(payload, settings=None):
         if payload.get(field) in (None, ""):
             _refuse(f"'{field}' is required", field)
     if not isinstance(payload["method"], str) or not _TOKEN.fullmatch(payload["method"]):
-        _refuse("'method' must be an HTTP method such as GET or POST", "method")
+        _refuse("'method' must be an HTTP method token such as GET, POST or ACTION", "method")
     check_url(payload["url"], settings)
     check_headers(payload.get("headers"))
     _check_query(payload.get("query_string"))

@@ -55,6 +55,7 @@ class Sink:
                     pass  # the client gave up waiting (a timeout test)
 
             do_POST = do_PUT = do_GET = do_PATCH = do_DELETE = do_HEAD = _handle
+            do_ACTION = _handle  # a custom method a real Queue task API client sends
 
             def log_message(self, *args):
                 pass

@@ -120,6 +120,6 @@ def test_bad_ranges_are_400_naming_the_field_and_store_nothing(server, fields, n
 def test_a_fraction_checks_its_task_like_a_task(server):
     response = post_fraction(server, url="ftp://example.com/x", min=0, max=100, gap=10)
     assert response.status_code == 400 and "url" in response.json()["message"]
-    response = post_fraction(server, url="http://127.0.0.1:9/x", min=0, max=100, gap=10, datetime="2020-01-01 00:00:00")
-    assert response.status_code == 400
+    response = post_fraction(server, url="http://127.0.0.1:9/x", min=0, max=100, gap=10, delay=-1)
+    assert response.status_code == 400 and "'delay'" in response.json()["message"]
     assert json.loads(response.text)["status"] is False

@@ -131,6 +131,32 @@ def test_a_past_datetime_runs_at_once(server):
         assert time.monotonic() - started < 2
 
 
+def test_a_task_without_delay_or_datetime_is_called_at_once(server):
+    with Sink() as sink:
+        response = server.post("/task", json={"worker": "mailer", "method": "post", "url": sink.url + "/send",
+                                              "json": {"to": "a@example.com"}})
+        assert (response.status_code, response.json()) == (200, {"status": True})
+        request = received(sink)[0]
+        assert (request["method"], request["path"]) == ("POST", "/send")
+        assert json.loads(request["body"]) == {"to": "a@example.com"}
+        assert ended_job(server, "mailer")["state"] == "done"
+
+
+def test_delay_wins_over_datetime(server):
+    with Sink() as sink:
+        post_task(server, url=sink.url + "/now", delay=0, datetime="2099-01-01 00:00:00")
+        assert received(sink)[0]["path"] == "/now"
+        assert ended_job(server)["state"] == "done"
+
+
+def test_a_custom_method_arrives_upper_cased(server):
+    with Sink() as sink:
+        post_task(server, worker="box", method="action", url=sink.url + "/box", json={"id": 7})
+        request = received(sink)[0]
+        assert (request["method"], request["path"], json.loads(request["body"])) == ("ACTION", "/box", {"id": 7})
+        assert ended_job(server, "box")["payload"]["method"] == "ACTION"
+
+
 def test_a_5xx_is_retried_up_to_queue_max_attempts(cluster):
     cluster.up("--processes", "1", "--queue-max-attempts", "3")
     with Sink() as sink:
@@ -190,8 +216,6 @@ BAD_TASKS = [
     ({"method": "GE T"}, "'method' must be an HTTP method"),
     ({"headers": "Authorization: x"}, "'headers' must be an object"),
     ({"headers": {"X-A": 1}}, "'headers' must be an object"),
-    ({"delay": None}, "one of 'delay' or 'datetime' is required"),
-    ({"datetime": "2030-01-01 00:00:00"}, "only one of 'delay' or 'datetime'"),
     ({"delay": -5}, "'delay' must be an integer"),
     ({"delay": "soon"}, "'delay' must be an integer"),
     ({"delay": None, "datetime": "tomorrow"}, "'datetime' must be a UTC time written YYYY-MM-DD HH:MM:SS"),

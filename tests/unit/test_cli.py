@@ -225,3 +225,47 @@ def test_log_lines_name_time_role_and_pid():
                     r"endpoint: tcp://127.0.0.1:1$", lines[0])
     assert lines[1].endswith("storage: sqlite:///x.db")
     assert f"worker-2[{os.getpid()}] WARNING tubeway.worker: after a fork" in lines[2]
+
+
+EXPOSED_BROKERS = ["tcp://0.0.0.0:5555", "tcp://*:5555", "tcp://10.1.2.3:5555", "tcp://broker.example.com:5555",
+                   "tcp://[::]:5555", "tcp://eth0:5555"]
+LOCAL_BROKERS = ["tcp://127.0.0.1:5555", "tcp://127.0.0.2:5555", "tcp://localhost:5555", "tcp://[::1]:5555",
+                 "ipc:///tmp/tubeway.sock", "inproc://broker"]
+
+
+@pytest.fixture
+def roles_not_run(monkeypatch):
+    """Every command's handler replaced by one recording it ran: ``main`` gets as far as its start checks."""
+    ran = []
+    for command in cli.HANDLERS:
+        monkeypatch.setitem(cli.HANDLERS, command, lambda settings, supervised, command=command: ran.append(command))
+    return ran
+
+
+@pytest.mark.parametrize("command", ["broker", "up"])
+@pytest.mark.parametrize("endpoint", EXPOSED_BROKERS)
+def test_broker_and_up_refuse_to_bind_a_non_loopback_broker(no_tubeway_env, roles_not_run, capsys, command, endpoint):
+    assert cli.main([command, "--broker", endpoint]) == 2
+    assert roles_not_run == []
+    message = capsys.readouterr().err
+    assert f"refusing to bind the broker on {endpoint}" in message
+    assert "--broker" in message and "--insecure-no-auth" in message
+
+
+@pytest.mark.parametrize("command", ["broker", "up"])
+def test_a_non_loopback_broker_binds_with_insecure_no_auth(no_tubeway_env, roles_not_run, command):
+    for endpoint in EXPOSED_BROKERS:
+        cli.main([command, "--broker", endpoint, "--insecure-no-auth"])
+    assert roles_not_run == [command] * len(EXPOSED_BROKERS)
+
+
+@pytest.mark.parametrize("endpoint", LOCAL_BROKERS)
+def test_loopback_ipc_and_inproc_brokers_bind(no_tubeway_env, roles_not_run, endpoint):
+    cli.main(["broker", "--broker", endpoint])
+    assert roles_not_run == ["broker"]
+
+
+@pytest.mark.parametrize("command", ["worker", "http"])
+def test_worker_and_http_connect_to_a_remote_broker(no_tubeway_env, roles_not_run, command):
+    cli.main([command, "--broker", "tcp://10.1.2.3:5555"])
+    assert roles_not_run == [command]

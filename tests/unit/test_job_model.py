@@ -5,7 +5,7 @@ import pytest
 
 from tubeway.core.errors import UnknownKind, ValidationError
 from tubeway.core.job import (
-    ENDED, SPEC_FIELDS, STATES, State, backoff_delay, callback_body, normalize_backoff, normalize_spec,
+    ENDED, SPEC_FIELDS, STATES, State, backoff_delay, normalize_backoff, normalize_spec,
 )
 
 NOW = 1_000_000.0
@@ -202,7 +202,7 @@ def test_jitter_only_lengthens(r):
     assert 10.0 <= delay < 15.0
 
 
-# -- states and callbacks ------------------------------------------------------------------
+# -- states ------------------------------------------------------------------------------
 
 def test_states():
     assert STATES == ["delayed", "queued", "running", "done", "failed", "cancelled"]
@@ -210,11 +210,3 @@ def test_states():
     assert State("queued") is State.QUEUED and State.RUNNING == "running"
 
 
-def test_callback_body_shape():
-    job = {"id": "j1", "namespace": "ns", "queue": "q", "kind": "k", "state": "done", "priority": 3,
-           "payload": {"x": 1}, "result": [1], "error": None, "attempts": 1, "logs": ["x"]}
-    assert callback_body(job) == {"id": "j1", "queue": "q", "status": "done",
-                                  "priority": 3, "params": {"x": 1}, "result": [1], "error": None}
-    del job["result"], job["error"]
-    body = callback_body(dict(job, state="failed"))
-    assert body["status"] == "failed" and body["result"] is None and body["error"] is None

@@ -89,6 +89,29 @@ class PostTaskTest(QueueCase):
         for value in (None, ""):
             self.assertEqual(self.post_task(task(delay=5, datetime=value))[0], 200)
 
+    def test_neither_delay_nor_datetime_runs_at_once(self):
+        for fields in ({"delay": ...}, {"delay": None, "datetime": ""}, {"delay": "", "datetime": None}):
+            self.broker.jobs.clear()
+            self.assertEqual(self.post_task(task(**fields)), (200, {"status": True}), fields)
+            self.assertEqual((self.only_job()["run_at"], self.only_job()["state"]), (None, "queued"), fields)
+
+    def test_delay_wins_over_datetime(self):
+        before = time.time()
+        self.post_task(task(delay=30, datetime="2019-01-01 10:00:00"))
+        self.assertTrue(before + 30 <= self.only_job()["run_at"] <= time.time() + 30)
+        self.broker.jobs.clear()
+        self.post_task(task(delay=0, datetime="2099-01-01 10:00:00"))
+        self.assertEqual((self.only_job()["run_at"], self.only_job()["state"]), (None, "queued"))
+
+    def test_a_datetime_that_delay_overrides_is_not_read(self):
+        self.assertEqual(self.post_task(task(delay=0, datetime="tomorrow"))[0], 200)
+
+    def test_any_method_token_is_sent_upper_cased(self):
+        for method in ("action", "Purge", "m-search"):
+            self.broker.jobs.clear()
+            self.assertEqual(self.post_task(task(method=method))[0], 200, method)
+            self.assertEqual(self.only_job()["payload"]["method"], method.upper())
+
     def test_unknown_fields_are_ignored(self):
         self.assertEqual(self.post_task(task(extra=1))[0], 200)
 
@@ -143,9 +166,7 @@ BAD_TASKS = [
     (task(url=7), "'url' must be an http or https URL"),
     (task(method="PO ST"), "'method' must be an HTTP method"),
     (task(method=1), "'method' must be an HTTP method"),
-    (task(delay=...), "one of 'delay' or 'datetime' is required"),
-    (task(delay=None, datetime=""), "one of 'delay' or 'datetime' is required"),
-    (task(datetime="2030-01-01 00:00:00"), "only one of 'delay' or 'datetime'"),
+    (task(method="ACT(ION)"), "'method' must be an HTTP method"),
     (task(delay=-1), "'delay' must be an integer"),
     (task(delay=1.5), "'delay' must be an integer"),
     (task(delay="30"), "'delay' must be an integer"),
@@ -220,6 +241,8 @@ def test_task_payload_gives_spec_fields_and_the_call():
     assert payload == {"method": "POST", "url": URL, "query_string": {"a": "1"}, "sleep": 5}
     spec, _ = task_payload(task(delay=..., datetime="2019-01-01 10:00:00", min=1), settings)
     assert spec["run_at"] == calendar.timegm((2019, 1, 1, 10, 0, 0)) and "delay" not in spec
+    spec, _ = task_payload(task(delay=None), settings)
+    assert "delay" not in spec and "run_at" not in spec
 
 
 def test_task_payload_refuses_with_a_400():
