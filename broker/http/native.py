@@ -5,7 +5,8 @@ and read back as full records. Errors are ``{"error": message, ...details}``.
 """
 from tubeway.broker.http.base import ApiError, BaseHandler, parse_count, routes_with_slash
 from tubeway.core.errors import ValidationError
-from tubeway.core.job import STATES, normalize_spec
+from tubeway.core.job import STATES, http_url_host, normalize_spec
+from tubeway.plugins.builtin.http_task import host_allowed
 
 #: Most jobs one request may submit (the body size limit applies as well).
 MAX_BATCH = 10000
@@ -20,12 +21,21 @@ def normalize_jobs(items, plugins, settings, batch):
     for index, item in enumerate(items):
         try:
             spec = normalize_spec(item, known_kinds=kinds)
+            _check_callback_host(spec, settings)
             plugins.validate_job(spec, settings)
         except ValidationError as exc:
             where = {"index": index} if batch else {}
             raise ApiError(400, exc.message, **where, field=exc.field) from None
         specs.append(spec)
     return specs
+
+
+def _check_callback_host(spec, settings):
+    """A callback URL must name a host ``http_allowed_hosts`` allows, or the job is refused now, not at its end."""
+    url = spec["callback_url"]
+    if url is not None and not host_allowed(http_url_host(url), getattr(settings, "http_allowed_hosts", None)):
+        raise ValidationError(f"'callback_url' host '{http_url_host(url)}' is not in http_allowed_hosts",
+                              "callback_url")
 
 
 def parse_labels(values):
