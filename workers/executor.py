@@ -44,7 +44,8 @@ class JobContext:
     ``deadline`` is a ``time.monotonic()`` value (None without a timeout);
     ``cancelled`` is a ``threading.Event`` set when the job times out or the worker
     stops: long jobs should check it, or sleep with :meth:`sleep`. :meth:`spawn` and
-    :meth:`await_children` make child jobs and wait for them.
+    :meth:`await_children` make child jobs and wait for them. ``plugins`` is the
+    worker's plugin manager (set when the job runs), for calling other hooks.
     """
 
     def __init__(self, job, settings, started=None):
@@ -59,6 +60,7 @@ class JobContext:
         self.spawned = []
         self.await_total = None
         self.spawn_refused = None  # how many jobs a refused call would have made in all
+        self.plugins = None
         self._dropped_lines = 0
 
     def log(self, line):
