@@ -3,9 +3,13 @@ import os
 import signal
 import threading
 
+import msgpack
 import psutil
 import pytest
 import requests
+import zmq
+
+from tubeway.core import protocol as p
 
 from twkit import poll_until
 
@@ -95,3 +99,45 @@ def _running(cluster, job_id):
 def _state(cluster, job_id, state):
     job = cluster.get(f"/api/v1/jobs/{job_id}").json()
     return job if job["state"] == state else None
+
+
+def test_kill_9_of_the_group_mid_queue_then_a_restart_strands_no_job(cluster):
+    """The issue's report: 96 of 200 jobs stayed queued forever after this."""
+    first = cluster.up("--processes", "2")
+    ids = []
+    for _ in range(4):
+        response = cluster.post("/api/v1/jobs", json=[{"kind": "sleep", "payload": 0.2, "queue": "q"}] * 50)
+        assert response.status_code == 201, response.text
+        ids.extend(response.json()["ids"])
+
+    def counts():
+        jobs = cluster.get("/api/v1/jobs", params={"queue": "q", "limit": 1000}).json()["jobs"]
+        states = [job["state"] for job in jobs]
+        return states.count("running"), states.count("queued")
+    poll_until(lambda: counts()[0] > 0 and counts()[1] > 20, what="some running, many queued")
+    os.killpg(cluster.pid(first), signal.SIGKILL)
+    poll_until(lambda: not cluster.healthy(), what="the group gone")
+    cluster.up("--processes", "2")
+    poll_until(lambda: all(_ended(cluster, job_id) for job_id in ids), timeout=60, what="every job ended")
+    assert {_ended(cluster, job_id)["state"] for job_id in ids} == {"done"}
+
+
+def test_a_malformed_ready_on_the_broker_socket_stops_nothing(cluster):
+    cluster.up("--processes", "1")
+    rogue = zmq.Context.instance().socket(zmq.DEALER)
+    rogue.setsockopt(zmq.LINGER, 0)
+    rogue.connect(cluster.broker)
+    try:
+        rogue.send_multipart([p.WORKER, p.READY, msgpack.packb({"kinds": ["noop"], "credit": "x"})])
+        rogue.send_multipart([b"garbage"])
+        rogue.send_multipart([p.CLIENT, p.SUBMIT, b"1", b"\xc1"])
+        job_id = cluster.post("/api/v1/jobs", json={"kind": "echo", "payload": "alive"}).json()["id"]
+        assert poll_until(lambda: _state(cluster, job_id, "done"), what="job done")["result"] == "alive"
+        assert cluster.healthy()
+    finally:
+        rogue.close(0)
+
+
+def _ended(cluster, job_id):
+    job = cluster.get(f"/api/v1/jobs/{job_id}").json()
+    return job if job["state"] in ("done", "failed", "cancelled") else None
