@@ -134,9 +134,8 @@ class Worker:
         self.poller.register(self.outbox.read_fd, zmq.POLLIN)
         now = time.monotonic()
         self._last_heard, self._next_heartbeat = now, now + self.heartbeat
-        self._jobs_seen = 0
         if self._drain_until is None:
-            self._send(p.READY, self.ready_body)
+            self._register()
         unsent, self._unsent = self._unsent, []
         self._send_results(unsent)
 
@@ -187,9 +186,14 @@ class Worker:
         elif command == p.DISCONNECT:
             log.info("broker %s asked this worker to register again", self.endpoint)
             if self._drain_until is None:
-                self._send(p.READY, self.ready_body)
+                self._register()
         elif command != p.HEARTBEAT:
             log.warning("ignoring unknown command %r from the broker", command)
+
+    def _register(self):
+        """READY: the broker numbers the JOBS messages of a registration from one, so we count afresh."""
+        self._jobs_seen = 0
+        self._send(p.READY, self.ready_body)
 
     def _send(self, command, body):
         try:
