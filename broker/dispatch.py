@@ -26,7 +26,7 @@ class Window:
     def __init__(self, key, size, truncated=True):
         self.key = key
         self.size = size
-        self.low = max(1, size // 4)  # refill a truncated window holding fewer keys than this
+        self.low = size // 4 or 1  # refill a truncated window holding fewer keys than this
         self.heap = []
         self.truncated = truncated
         self.highest = None
@@ -129,8 +129,42 @@ class Dispatcher:
     def take(self, kinds=None, namespace=None, queues=None, limit=1):
         """Pop up to ``limit`` keys, best first across the matching windows."""
         windows = self._matching(kinds, namespace, queues)
-        if len(windows) <= 1:
-            return self._take_from(windows[0], limit) if windows else []
+        if not windows:
+            return []
+        if len(windows) == 1:
+            return self._take_from(windows[0], limit)
+        if limit == 1:
+            return self._take_best(windows)
+        return self._take_merged(windows, limit)
+
+    def has_ready(self, kinds=None, namespace=None):
+        """True if some window of these kinds may hold a job (cheap, may be stale-positive)."""
+        return any(namespace is None or key[0] == namespace
+                   for pool in self._pools(kinds) for key in pool)
+
+    # -- taking -----------------------------------------------------------------------------
+    def _take_from(self, window, limit):
+        taken = []
+        while len(taken) < limit and self._live_head(window) is not None:
+            item = window.pop()
+            taken.append(item)
+            self._release(item[2])
+        return taken
+
+    def _take_best(self, windows):
+        best, best_head = None, None
+        for window in windows:
+            head = self._live_head(window)
+            if head is not None and (best_head is None or head < best_head):
+                best, best_head = window, head
+        if best is None:
+            return []
+        best.pop()
+        self._release(best_head[2])
+        return [best_head]
+
+    def _take_merged(self, windows, limit):
+        """The best ``limit`` keys of several windows, merging their heads in a heap."""
         heads = []
         for index, window in enumerate(windows):
             head = self._live_head(window)
@@ -152,19 +186,6 @@ class Dispatcher:
             else:
                 heapq.heapreplace(heads, (head, index))
         return taken
-
-    def _take_from(self, window, limit):
-        taken = []
-        while len(taken) < limit and self._live_head(window) is not None:
-            item = window.pop()
-            taken.append(item)
-            self._release(item[2])
-        return taken
-
-    def has_ready(self, kinds=None, namespace=None):
-        """True if some window of these kinds may hold a job (cheap, may be stale-positive)."""
-        return any(namespace is None or key[0] == namespace
-                   for pool in self._pools(kinds) for key in pool)
 
     # -- windows and members ----------------------------------------------------------------
     def _open(self, key, truncated):
@@ -199,17 +220,20 @@ class Dispatcher:
                 self._close(window)
 
     def _pools(self, kinds):
+        """The ``{key: window}`` maps of these kinds (all windows in one map when every kind is asked)."""
         if kinds is None:
             return (self.windows,)
         by_kind = self.by_kind
-        if len(kinds) > len(by_kind):
-            return [pool for kind, pool in by_kind.items() if kind in kinds]
-        return [by_kind[kind] for kind in kinds if kind in by_kind]
+        if len(kinds) < len(by_kind):
+            return [by_kind[kind] for kind in kinds if kind in by_kind]
+        pools = [pool for kind, pool in by_kind.items() if kind in kinds]
+        return (self.windows,) if len(pools) == len(by_kind) else pools
 
     def _matching(self, kinds, namespace, queues):
+        pools = self._pools(kinds)
         if namespace is None and queues is None:
-            return [window for pool in self._pools(kinds) for window in pool.values()]
-        return [window for pool in self._pools(kinds) for key, window in pool.items()
+            return list(pools[0].values()) if len(pools) == 1 else [w for pool in pools for w in pool.values()]
+        return [window for pool in pools for key, window in pool.items()
                 if (namespace is None or key[0] == namespace) and (queues is None or key[1] in queues)]
 
     def _live_head(self, window):
