@@ -3,12 +3,23 @@
 The broker counts in plain dicts and a bucket list on its hot path (a job costs a
 dict increment, not a prometheus_client child lookup and lock), and a collector
 turns them into metric families when scraped; prometheus_client renders the text.
+
+Series per queue are capped, so memory and a scrape stay bounded however many
+queues come and go: the first ``QUEUE_SERIES_LIMIT`` queues (``namespace``,
+``queue``) the broker meets after it starts keep series of their own for as long
+as it runs; every later queue is counted under the label ``queue="_other"`` of its
+namespace (or ``namespace="_other"`` too, for a namespace none of those queues is
+in). A series is never dropped, so each counter only grows for its label set (a
+queue really named ``_other`` shares its series). The ``tubeway_jobs`` gauge, read
+from storage at each scrape, is folded the same way, summed per state.
 """
 import bisect
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+QUEUE_SERIES_LIMIT = 1000
+OTHER = "_other"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -34,12 +45,32 @@ class Histogram:
         return pairs
 
 
+class QueueLabels:
+    """The ``(namespace, queue)`` label values of a queue: its own, or ``_other`` past the cap."""
+
+    def __init__(self, limit=QUEUE_SERIES_LIMIT):
+        self.limit = limit
+        self.own = set()  # queues with series of their own, at most ``limit``
+        self.namespaces = set()  # the namespaces of those queues
+
+    def __call__(self, namespace, queue):
+        key = (namespace, queue)
+        if key in self.own:
+            return key
+        if len(self.own) < self.limit:
+            self.own.add(key)
+            self.namespaces.add(namespace)
+            return key
+        return (namespace if namespace in self.namespaces else OTHER, OTHER)
+
+
 class BrokerMetrics:
     """Counters the broker updates as jobs move, rendered in the Prometheus text format."""
 
     def __init__(self, workers_connected):
         self.workers_connected = workers_connected
         self._job_counts = ()
+        self.labels = QueueLabels()
         self.enqueued_by_queue = {}
         self.dispatched_by_queue = {}
         self.finished_by_queue = {}
@@ -49,27 +80,27 @@ class BrokerMetrics:
 
     def enqueued(self, record):
         """A job was stored."""
-        key = (record["namespace"], record["queue"])
+        key = self.labels(record["namespace"], record["queue"])
         self.enqueued_by_queue[key] = self.enqueued_by_queue.get(key, 0) + 1
 
     def dispatched(self, record, now):
         """A job was handed out ``now``; observe how long it waited since it was ready."""
-        key = (record["namespace"], record["queue"])
+        key = self.labels(record["namespace"], record["queue"])
         self.dispatched_by_queue[key] = self.dispatched_by_queue.get(key, 0) + 1
         ready_at = max(record["created_at"], record.get("run_at") or 0.0)
         self.latency.observe(max(0.0, now - ready_at))
 
     def finished(self, record):
         """A job ended."""
-        key = (record["namespace"], record["queue"], record["state"])
+        key = (*self.labels(record["namespace"], record["queue"]), record["state"])
         self.finished_by_queue[key] = self.finished_by_queue.get(key, 0) + 1
 
     def collect(self):
         """The metric families (called by prometheus_client when rendering)."""
         jobs = GaugeMetricFamily("tubeway_jobs", "Jobs by namespace, queue and state",
                                  labels=["namespace", "queue", "state"])
-        for namespace, queue, state, count in self._job_counts:
-            jobs.add_metric([namespace, queue, state], count)
+        for key, count in self._folded_job_counts().items():
+            jobs.add_metric(list(key), count)
         yield jobs
         yield _counter("tubeway_jobs_enqueued", "Jobs stored", ["namespace", "queue"], self.enqueued_by_queue)
         yield _counter("tubeway_jobs_dispatched", "Jobs handed to a worker or taker", ["namespace", "queue"],
@@ -82,6 +113,13 @@ class BrokerMetrics:
         workers = GaugeMetricFamily("tubeway_workers_connected", "Worker processes connected")
         workers.add_metric([], self.workers_connected())
         yield workers
+
+    def _folded_job_counts(self):
+        counts = {}
+        for namespace, queue, state, count in self._job_counts:
+            key = (*self.labels(namespace, queue), state)
+            counts[key] = counts.get(key, 0) + count
+        return counts
 
     def render(self, job_counts):
         """Everything in the Prometheus text exposition format, with ``job_counts`` from ``count_jobs``."""

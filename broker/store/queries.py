@@ -15,7 +15,14 @@ import peewee as pw
 from tubeway.core.ids import new_job_id
 from tubeway.broker.store.models import Job, JobLabel, is_postgres
 
+# The cache of records inserted lately (see Store._remember) holds at most RECENT_LIMIT
+# records and RECENT_BYTES of their estimated size: RECORD_BYTES for a record's own
+# dict and fields, plus the length of its payload's and labels' JSON. Decoded, a
+# payload takes 1 to 10 times its JSON length (the most for many small numbers or
+# nested objects), so typical records stay near RECENT_BYTES and none go far past it.
 RECENT_LIMIT = 50000
+RECENT_BYTES = 64 * 1024 * 1024
+RECORD_BYTES = 1536
 JSON_COLUMNS = ("payload", "backoff", "labels", "result", "progress", "logs")
 
 
@@ -65,6 +72,7 @@ def ready_key(record):
 
 
 COLUMNS = tuple(Job._meta.sorted_field_names)
+PAYLOAD_COLUMN, LABELS_COLUMN = COLUMNS.index("payload"), COLUMNS.index("labels")
 TABLE = Job._meta.table_name
 
 
@@ -82,7 +90,8 @@ class Store:
         self.param = db.param
         self._update_sql = {}
         self._pending = []  # (sql, values) of updates not yet sent, see flush()
-        self._recent = {}  # seq -> record of jobs inserted lately and not changed since
+        self._recent = {}  # seq -> (record, estimated size) of jobs inserted lately and not changed since
+        self._recent_bytes = 0
         self._last_seq = Job.select(pw.fn.MAX(Job.seq)).scalar() or 0
         self._insert_sql = self._compile_insert()
         self._select_head = f"SELECT {', '.join(self._quote(c) for c in COLUMNS)} FROM {self._quote(TABLE)}"
@@ -140,21 +149,42 @@ class Store:
             record["seq"] = self._last_seq
         rows = [tuple(_dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS) for r in records]
         self._execute_many(self._insert_sql, rows)
-        self._remember(records)
+        self._remember(records, rows)
         labels = [{"job": r["seq"], "key": k, "value": v} for r in records for k, v in r["labels"].items()]
         if labels:
             JobLabel.insert_many(labels).execute()
         return records
 
-    def _remember(self, records):
+    def _remember(self, records, rows):
         # Most jobs are dispatched soon after they are stored: keeping their records
-        # saves reading them back. Bounded; dict order is insertion order.
-        for record in records:
-            self._recent[record["seq"]] = record
-        excess = len(self._recent) - RECENT_LIMIT
-        if excess > 0:
-            for seq in list(itertools.islice(self._recent, excess)):
-                del self._recent[seq]
+        # saves reading them back. Bounded by count and size (the rows hold the JSON
+        # already encoded); dict order is insertion order, the oldest go first.
+        recent, total = self._recent, self._recent_bytes
+        for record, row in zip(records, rows):
+            size = RECORD_BYTES + len(row[PAYLOAD_COLUMN] or "") + len(row[LABELS_COLUMN])
+            recent[record["seq"]] = (record, size)
+            total += size
+        self._recent_bytes = total
+        if len(recent) > RECENT_LIMIT or total > RECENT_BYTES:
+            self._evict_recent()
+
+    def _evict_recent(self):
+        excess, over, oldest = len(self._recent) - RECENT_LIMIT, self._recent_bytes - RECENT_BYTES, []
+        for seq, (_, size) in self._recent.items():
+            if excess <= 0 and over <= 0:
+                break
+            oldest.append(seq)
+            excess, over = excess - 1, over - size
+        for seq in oldest:
+            self._forget_recent(seq)
+
+    def _forget_recent(self, seq):
+        """Drop a record from the cache of recent ones; returns it, or None if it was not there."""
+        entry = self._recent.pop(seq, None)
+        if entry is None:
+            return None
+        self._recent_bytes -= entry[1]
+        return entry[0]
 
     @staticmethod
     def _new_record(spec, now):
@@ -258,7 +288,7 @@ class Store:
                 f"UPDATE {self._quote(TABLE)} SET {assignments} WHERE {self._quote('seq')} = {self.param}"
         values = [_dumps(v) if k in JSON_COLUMNS else v for k, v in columns.items()]
         values.append(seq)
-        self._recent.pop(seq, None)
+        self._forget_recent(seq)
         self._pending.append((sql, values))
 
     @_after_flush
@@ -273,7 +303,7 @@ class Store:
             self.db.execute_sql(sql, [worker, now, now, lease_until, *chunk])
         records, missing = [], []
         for seq in seqs:
-            record = self._recent.pop(seq, None)
+            record = self._forget_recent(seq)
             if record is None:
                 missing.append(seq)
                 continue
@@ -291,7 +321,7 @@ class Store:
     @_after_flush
     def delete(self, seq):
         """Remove one job and its labels."""
-        self._recent.pop(seq, None)
+        self._forget_recent(seq)
         JobLabel.delete().where(JobLabel.job == seq).execute()
         Job.delete().where(Job.seq == seq).execute()
 

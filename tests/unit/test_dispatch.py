@@ -1,4 +1,5 @@
 """Ready windows and the dispatcher, against a fake store that plays storage's part."""
+import collections
 import itertools
 import random
 
@@ -47,11 +48,10 @@ class FakeStore:
 class Broker:
     """What the lifecycle does around the dispatcher: store first, then tell it."""
 
-    def __init__(self, size, store=None, load=False):
+    def __init__(self, size, store=None):
         self.store = store or FakeStore()
         self.dispatcher = Dispatcher(self.store, size)
-        if load:
-            self.dispatcher.load()
+        self.dispatcher.load()
 
     def submit(self, **kwargs):
         record = self.store.new(**kwargs)
@@ -89,7 +89,7 @@ def restarted(size, count, priority=0):
     records = [store.new(priority=priority) for _ in range(count)]
     for record in records:
         store.enqueue(record)
-    return Broker(size, store, load=True), records
+    return Broker(size, store), records
 
 
 def test_priority_then_seq_across_windows():
@@ -191,11 +191,11 @@ def test_truncated_window_refills_when_low_and_reads_in_pages():
     store, taken, sizes = broker.store, [], []
     while items := broker.take():
         taken += items
-        sizes.append(len(broker.window()))
+        sizes.append(len(broker.dispatcher.windows.get(("ns", "q", "k"), ())))
     assert taken == [key(r) for r in records]
     assert max(sizes) < 8 and store.calls[0] == ("ns", "q", "k", None, 8)
     assert [c[3:] for c in store.calls[1:]] == [(key(records[7]), 7), (key(records[14]), 7)]
-    assert not broker.window().truncated
+    assert not broker.dispatcher.windows  # read to the end, then emptied: dropped
 
 
 def test_offer_above_highest_while_truncated_is_left_in_storage():
@@ -210,12 +210,27 @@ def test_offer_above_highest_while_truncated_is_left_in_storage():
     assert broker.drain() == [key(urgent)] + [key(r) for r in records[1:]] + [key(late)]
 
 
+def check_invariants(dispatcher, store):
+    """What the dispatcher promises between calls, checked against the fake storage."""
+    holders = collections.Counter(map(id, dispatcher.members.values()))
+    assert sum(map(len, dispatcher.by_kind.values())) == len(dispatcher.windows)
+    for key, window in dispatcher.windows.items():
+        assert dispatcher.by_kind[key[2]][key] is window
+        assert window.truncated or window.live, "an emptied complete window is kept"
+        assert window.live == holders[id(window)]
+        assert len(window) <= 2 * window.size
+        if not window.truncated:  # complete: holds every queued job of its key
+            assert {i for _, _, i in window.heap if i in dispatcher.members} == set(store.queued.get(key, {}))
+    for key, jobs in store.queued.items():
+        assert not jobs or key in dispatcher.windows
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_random_operations_match_a_sorted_model(seed):
     rng = random.Random(seed)
     store = FakeStore()
-    kinds, queues = ["a", "b", "c"], ["q1", "q2"]
-    live = []
+    kinds, queues = ["a", "b", "c"], ["q1", "q2", "q3"]
+    live, taken = [], {}
 
     def submit():
         live.append(broker.submit(kind=rng.choice(kinds), queue=rng.choice(queues), priority=rng.randint(0, 3)))
@@ -224,25 +239,98 @@ def test_random_operations_match_a_sorted_model(seed):
     for _ in range(rng.randint(0, 30)):
         submit()
     if rng.random() < 0.5:  # a broker restart: a fresh dispatcher loads from storage
-        broker = Broker(size=rng.randint(4, 8), store=store, load=True)
+        broker = Broker(size=rng.randint(4, 8), store=store)
+    records = {r["id"]: r for r in live}
     for step in range(400):
         op = rng.random()
         filling = (step // 50) % 2 == 0  # alternate phases that grow and shrink the queues
-        if op < (0.85 if filling else 0.2):
+        if op < (0.8 if filling else 0.2):
             submit()
-        elif op < (0.95 if filling else 0.9):
+            records[live[-1]["id"]] = live[-1]
+        elif op < (0.9 if filling else 0.8):
             filters = {"kinds": set(rng.sample(kinds, rng.randint(1, 3))) if rng.random() < 0.5 else None,
                        "queues": {rng.choice(queues)} if rng.random() < 0.3 else None}
             limit = rng.randint(1, 6)
             expected = store.all_keys(**filters)[:limit]
-            assert broker.take(limit=limit, **filters) == expected
+            got = broker.take(limit=limit, **filters)
+            assert got == expected
+            taken.update((item[2], records[item[2]]) for item in got)
+        elif op < 0.95 and taken:  # a failed attempt retried at once
+            broker.requeue(taken.pop(rng.choice(sorted(taken))))
         elif live:
-            broker.cancel(live.pop(rng.randrange(len(live))))
-        for window in broker.dispatcher.windows.values():
-            assert len(window) <= 2 * window.size
+            record = live.pop(rng.randrange(len(live)))
+            taken.pop(record["id"], None)
+            broker.cancel(record)
+        check_invariants(broker.dispatcher, store)
     left = store.all_keys()
     assert broker.drain() == left  # nothing lost, no duplicates
     assert broker.take() == [] and not broker.dispatcher.members
+    assert not broker.dispatcher.windows and not broker.dispatcher.by_kind
+
+
+# -- windows of emptied queues ----------------------------------------------------------------
+
+def test_a_window_is_dropped_when_its_queue_empties_and_made_again_complete():
+    broker = Broker(size=4)
+    first = broker.submit(queue="a")
+    assert broker.take() == [key(first)]
+    assert not broker.dispatcher.windows and not broker.dispatcher.by_kind
+    again = broker.submit(queue="a")
+    assert not broker.window(queue="a").truncated
+    assert broker.take() == [key(again)] and broker.store.calls == []
+
+
+def test_cancelling_the_last_queued_job_drops_the_window():
+    broker = Broker(size=4)
+    a, b = broker.submit(kind="external"), broker.submit(kind="external")
+    broker.cancel(a)
+    assert broker.window(kind="external").live == 1
+    broker.cancel(b)
+    assert not broker.dispatcher.windows and not broker.dispatcher.has_ready({"external"})
+
+
+def test_a_truncated_window_that_refills_to_nothing_is_dropped():
+    broker, records = restarted(4, 6)
+    for record in records:
+        broker.cancel(record)
+    assert broker.dispatcher.has_ready()  # storage not read yet
+    assert broker.take() == [] and not broker.dispatcher.windows
+    assert not broker.dispatcher.has_ready()
+
+
+def test_many_emptied_queues_leave_no_windows():
+    broker = Broker(size=8)
+    for n in range(1000):
+        broker.submit(queue=f"q{n}", kind=f"k{n % 3}")
+    assert len(broker.dispatcher.windows) == 1000
+    assert len(broker.take(kinds={"k0", "k1", "k2"}, limit=400)) == 400
+    assert len(broker.drain()) == 600
+    assert not broker.dispatcher.windows and not broker.dispatcher.by_kind and not broker.dispatcher.members
+
+
+def test_take_and_has_ready_look_only_at_the_kinds_asked():
+    broker = Broker(size=8)
+    wanted = broker.submit(kind="a", queue="q")
+    for n in range(50):
+        broker.submit(kind="b", queue=f"q{n}")
+    assert broker.dispatcher.has_ready({"a"}) and not broker.dispatcher.has_ready({"c"})
+    assert broker.take(kinds={"a", "c"}, limit=10) == [key(wanted)]
+    assert not broker.dispatcher.has_ready({"a"}) and set(broker.dispatcher.by_kind) == {"b"}
+
+
+def test_before_load_a_queued_job_makes_a_truncated_window():
+    """At start a re-queued job may come before ``load``: its queue's other jobs must still be read."""
+    store = FakeStore()
+    waiting = [store.new() for _ in range(5)]
+    for record in waiting:
+        store.enqueue(record)
+    dispatcher = Dispatcher(store, 8)
+    held = store.new()  # leased before the restart, given back before load() ran
+    store.enqueue(held)
+    dispatcher.queued(held)
+    assert dispatcher.windows[("ns", "q", "k")].truncated
+    dispatcher.load()
+    assert dispatcher.take(limit=10) == [key(r) for r in waiting + [held]]
 
 
 # -- bugs -----------------------------------------------------------------------------------
