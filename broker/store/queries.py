@@ -301,7 +301,7 @@ class Store:
                    f"attempts = attempts + 1, started_at = {self.param}, updated_at = {self.param}, "
                    f"lease_until = {self.param} WHERE seq IN ({', '.join([self.param] * len(chunk))})")
             self.db.execute_sql(sql, [worker, now, now, lease_until, *chunk])
-        records, missing = [], []
+        records, missing = {}, []
         for seq in seqs:
             record = self._forget_recent(seq)
             if record is None:
@@ -309,8 +309,11 @@ class Store:
                 continue
             record.update(state="running", worker=worker, attempts=record["attempts"] + 1, started_at=now,
                           updated_at=now, lease_until=lease_until)
-            records.append(record)
-        return records + self.get_many(missing)
+            records[seq] = record
+        if not missing:
+            return list(records.values())
+        records.update((record["seq"], record) for record in self.get_many(missing))
+        return [records[seq] for seq in seqs if seq in records]  # in the order asked: best first
 
     @_after_flush
     def set_deadlines(self, deadlines):

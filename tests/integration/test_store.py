@@ -60,6 +60,16 @@ def test_start_counts_an_attempt_and_marks_running(store):
     assert store.ready_after("default", "default", "noop", None, 10) == []
 
 
+def test_start_returns_records_in_the_order_asked_whether_cached_or_read(store):
+    records = insert(store, spec(payload=0), spec(payload=1), spec(payload=2))
+    with store.atomic():
+        store.update(records[0]["seq"], priority=0)  # a changed record leaves the cache: it is read back
+    order = [records[2]["seq"], records[0]["seq"], records[1]["seq"]]
+    with store.atomic():
+        started = store.start(order, "w1", NOW + 1)
+    assert [r["payload"] for r in started] == [2, 0, 1]
+
+
 def test_updates_are_written_in_order_within_a_transaction(store):
     [record] = insert(store, spec())
     with store.atomic():
