@@ -203,5 +203,6 @@ def problem_report(problems, examples=3):
     lines = []
     for category, items in problems.items():
         lines.append(f"{category}: {len(items)}")
-        lines += [f"    {item}" for item in items[:examples]]
+        shown = items if category.startswith("any job") else items[:examples]
+        lines += [f"    {item}" for item in shown]
     return "\n".join(lines)
