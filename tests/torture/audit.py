@@ -128,18 +128,19 @@ class Audit:
             if status != 200:
                 self.problem("accepted: GET failed", f"{ack.key}: {status} {job}")
                 continue
-            sent = ack.sent
-            if job["status"] != "done" or job["queue"] != sent["queue"] or job["params"] != sent["params"] \
-                    or job["result"] != accepted_result(sent["params"]):
-                _, record = self._get(f"/api/v1/jobs/{ack.key}")
-                self.problem(f"accepted: {job['status']}" + (" (wrong job or result)" if job["status"] == "done" else ""),
-                             f"{job} (sent {sent}); record: {describe(record)}")
-                continue
             _, record = self._get(f"/api/v1/jobs/{ack.key}")
+            params = ack.sent["params"]
+            told = {"status": "done", "queue": ack.sent["queue"], "params": params, "result": accepted_result(params)}
+            shown = {key: job.get(key) for key in told}
+            if shown != told:
+                category = "done, wrong job or result" if job["status"] == "done" else job["status"]
+                self.problem(f"accepted: {category}", f"{shown} (expected {told}); record: {describe(record)}")
+                continue
             self._waited("accepted", ack.key, ack, record)
-            deliveries = self.ledger.deliveries[ack.key]
-            self.facts["accepted redelivered"] += deliveries > 1
-            self.facts["accepted redelivered after a consumer died"] += deliveries > 1 and self.ledger.abandoned[ack.key] > 0
+            redelivered = self.ledger.deliveries[ack.key] > 1
+            died = self.ledger.abandoned[ack.key] > 0
+            self.facts["accepted redelivered"] += redelivered
+            self.facts["accepted redelivered after a consumer died"] += redelivered and died
 
     def tasks(self):
         """Each task called at least once, and its job ended in storage."""

@@ -28,7 +28,8 @@ FRACTION_GAP = 10
 def native_spec(rng, number):
     """One native job: ``echo`` (result = payload) or ``sleep`` (result None), maybe retried or delayed."""
     if rng.random() < 0.45:
-        spec = {"kind": "echo", "queue": NATIVE_QUEUES["echo"], "payload": {"n": number, "pad": "x" * rng.randint(0, 40)}}
+        payload = {"n": number, "pad": "x" * rng.randint(0, 40)}
+        spec = {"kind": "echo", "queue": NATIVE_QUEUES["echo"], "payload": payload}
     else:
         spec = {"kind": "sleep", "queue": NATIVE_QUEUES["sleep"], "payload": round(rng.uniform(0.02, 0.4), 3)}
     if rng.random() < 0.3:

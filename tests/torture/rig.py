@@ -83,18 +83,21 @@ class Rig:
 
     # -- chaos ----------------------------------------------------------------------------
     def kill(self, target, rng):
-        """SIGKILL ``target`` (one of :data:`TARGETS`) and wait until it is gone; returns the pids killed."""
+        """SIGKILL ``target`` (one of :data:`TARGETS`); returns the pids killed once they are gone (and reaped)."""
         if target == "worker":
             victims = [rng.choice(self.worker_pids())]
-            _signal(victims[0])
         elif target == "all":
             victims = [self.pid(role) for role in ROLES] + self.worker_pids()
+        else:
+            victims = [self.pid(target)]
+        processes = _processes(victims)
+        if target == "all":
             for role in ROLES:
                 _signal_group(self.pid(role))
         else:
-            victims = [self.pid(target)]
             _signal(victims[0])
-        poll_until(lambda: not any(_alive(pid) for pid in victims), timeout=20, what=f"{target} gone after kill -9")
+        _, alive = psutil.wait_procs(processes, timeout=20)  # reaps those that are our children
+        assert not alive, f"still alive 20 s after kill -9: {alive}"
         return victims
 
     def restart(self, target, victims):
@@ -145,8 +148,13 @@ def _signal_group(pid):
         pass
 
 
-def _alive(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+
+def _processes(pids):
+    """psutil handles of the pids still there."""
+    processes = []
+    for pid in pids:
+        try:
+            processes.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    return processes

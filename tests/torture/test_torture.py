@@ -32,7 +32,7 @@ SEED = int(os.environ.get("TORTURE_SEED") or random.SystemRandom().randrange(2**
 KILLED = [t for t in (os.environ.get("TORTURE_TARGETS") or ",".join(TARGETS)).split(",") if t]
 #: Acknowledged native jobs before the first kill, so that every kill strikes a loaded system.
 WARM_UP = 20
-SETTLE_TIMEOUT = 60.0
+SETTLE_TIMEOUT = 40.0
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.torture]
 
