@@ -4,7 +4,8 @@ Everything random comes from one seeded RNG, so a run is repeated (as far as the
 system's own timing allows) with ``TORTURE_SEED``. Each cycle waits a random moment
 (the point is to strike at an arbitrary time, not to wait for anything), kills one of
 :data:`rig.TARGETS`, restarts it and polls until ``/healthz`` answers 200 with the pool
-at full strength.
+at full strength. Targets are dealt from a shuffled deck, so every run of at least as
+many cycles as targets kills each of them at least once.
 """
 import collections
 import datetime
@@ -48,13 +49,14 @@ class Chaos:
             raise ValueError(f"chaos targets must be some of {', '.join(TARGETS)}, not {sorted(unknown)}")
         self.echo = echo
         self.done = []
+        self._deck = []
         self._pause = threading.Event()  # never set: waited on only to strike at a random moment
 
     def run(self):
         """Run every cycle; returns the list of :class:`Cycle`."""
         for number in range(1, self.cycles + 1):
             pause = self.rng.uniform(*PAUSE)
-            target = self.rng.choice(self.targets)
+            target = self._deal()
             self._pause.wait(pause)
             at, killed_at = time.time(), time.monotonic()
             victims = self.rig.kill(target, self.rng)
@@ -63,6 +65,13 @@ class Chaos:
             self.done.append(cycle)
             self.echo(f"torture {cycle}")
         return self.done
+
+    def _deal(self):
+        """The next target from the deck, shuffled afresh once every target was dealt."""
+        if not self._deck:
+            self._deck = list(self.targets)
+            self.rng.shuffle(self._deck)
+        return self._deck.pop()
 
     def tally(self):
         """Kills per target, e.g. ``{"broker": 2, "worker": 1, ...}``."""

@@ -1,7 +1,9 @@
 """Producer threads posting work over HTTP in every dialect Tubeway serves, recording what was acknowledged.
 
 * native (``POST /api/v1/jobs``): ``echo`` and ``sleep`` jobs, single or in arrays, some
-  with attempts and a backoff, some delayed a second or two;
+  with attempts and a backoff, some delayed a second or two; and every two seconds a burst
+  of :data:`BURST` short ``sleep`` jobs, more than the workers hold at once, so that a
+  queue often has jobs both running and waiting when something is killed;
 * Accepted (``POST /jobs``): jobs for the external :class:`consumer.Consumer`, at random
   priorities, some delayed;
 * Queue task API: ``POST /task`` calls to the sink carrying a unique token, and
@@ -23,6 +25,7 @@ ACCEPTED_QUEUES = ("t-acc-a", "t-acc-b")
 TASK_QUEUE = "t-task"
 FRACTION_QUEUE = "t-frac"
 FRACTION_GAP = 10
+BURST = 40
 
 
 def native_spec(rng, number):
@@ -31,7 +34,7 @@ def native_spec(rng, number):
         payload = {"n": number, "pad": "x" * rng.randint(0, 40)}
         spec = {"kind": "echo", "queue": NATIVE_QUEUES["echo"], "payload": payload}
     else:
-        spec = {"kind": "sleep", "queue": NATIVE_QUEUES["sleep"], "payload": round(rng.uniform(0.02, 0.4), 3)}
+        spec = {"kind": "sleep", "queue": NATIVE_QUEUES["sleep"], "payload": round(rng.uniform(0.02, 0.3), 3)}
     if rng.random() < 0.3:
         spec.update(attempts=3, backoff={"type": "fixed", "delay": 0.2})
     if rng.random() < 0.15:
@@ -48,8 +51,8 @@ class Producers:
         self.ledger = ledger
         self.stopping = threading.Event()
         self.numbers = itertools.count(1)
-        plan = [("native", self._native, 0.03), ("native", self._native, 0.03), ("accepted", self._accepted, 0.06),
-                ("task", self._task, 0.06), ("fraction", self._fraction, 0.7)]
+        plan = [("native", self._native, 0.03), ("native", self._native, 0.03), ("native", self._burst, 2.0),
+                ("accepted", self._accepted, 0.06), ("task", self._task, 0.06), ("fraction", self._fraction, 0.7)]
         self.threads = [threading.Thread(target=self._loop, args=(dialect, submit, pace, random.Random(seed + i)),
                                          name=f"producer-{dialect}-{i}", daemon=True)
                         for i, (dialect, submit, pace) in enumerate(plan)]
@@ -80,17 +83,23 @@ class Producers:
         return session.post(self.url + path, timeout=TIMEOUT, **kwargs)
 
     def _native(self, session, rng):
-        if rng.random() < 0.2:
-            specs = [native_spec(rng, next(self.numbers)) for _ in range(rng.randint(2, 6))]
-            response = self._post(session, "/api/v1/jobs", json=specs)
-            ids = response.json()["ids"] if response.status_code == 201 else []
-        else:
-            specs = [native_spec(rng, next(self.numbers))]
-            response = self._post(session, "/api/v1/jobs", json=specs[0])
-            ids = [response.json()["id"]] if response.status_code == 201 else []
+        count = rng.randint(2, 6) if rng.random() < 0.2 else 1
+        return self._submit(session, [native_spec(rng, next(self.numbers)) for _ in range(count)])
+
+    def _burst(self, session, rng):
+        specs = [{"kind": "sleep", "queue": NATIVE_QUEUES["sleep"], "payload": round(rng.uniform(0.05, 0.2), 3)}
+                 for _ in range(BURST)]
+        return self._submit(session, specs)
+
+    def _submit(self, session, specs):
+        """POST native specs (an array when more than one); ack each id the answer names."""
+        response = self._post(session, "/api/v1/jobs", json=specs if len(specs) > 1 else specs[0])
+        if response.status_code != 201:
+            return False
+        ids = response.json()["ids"] if len(specs) > 1 else [response.json()["id"]]
         for job_id, spec in zip(ids, specs):
             self.ledger.ack("native", job_id, spec)
-        return bool(ids)
+        return True
 
     def _accepted(self, session, rng):
         body = {"queue": rng.choice(ACCEPTED_QUEUES), "params": {"n": next(self.numbers)}}
