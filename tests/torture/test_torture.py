@@ -6,8 +6,9 @@ chaos loop kills -9 the broker, one worker process, the front end or all of them
 random moments, restarting each. Then the producers stop, the system settles, and every
 acknowledged submission is read back: it must have ended as promised (see ``audit``).
 
-``TORTURE_CYCLES`` (default 5; ``make torture`` runs 100) sets the number of kills and
-``TORTURE_SEED`` repeats a run's choices; the seed is printed with the summary line.
+``TORTURE_CYCLES`` (default 5; ``make torture`` runs 100) sets the number of kills,
+``TORTURE_SEED`` repeats a run's choices (the seed is printed with the summary line) and
+``TORTURE_TARGETS`` (comma-separated, from ``broker,worker,http,all``) narrows what is killed.
 """
 import os
 import random
