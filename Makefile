@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test torture bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,12 @@ run: install
 
 test: install
 	$(VENV)/bin/pytest
+
+# The kill -9 torture test at length (TORTURE_CYCLES kills per storage backend; `make test` runs 5).
+# Repeat a run with TORTURE_SEED=<the seed it printed>; TORTURE_TARGETS=broker,worker,http,all narrows the kills.
+TORTURE_CYCLES ?= 100
+torture: install
+	TORTURE_CYCLES=$(TORTURE_CYCLES) $(VENV)/bin/pytest -v -rA tests/torture
 
 # Benchmarks use wrk when present (installed here when missing and we are root), else a Python load generator.
 bench: install

@@ -1,7 +1,7 @@
 """Shared test helpers: the markers and a ``free_port`` fixture.
 
 Markers (also declared in pyproject.toml): ``acceptance``, ``integration``,
-``postgres``, ``perf`` (deselected by default; ``make bench`` runs the benchmarks).
+``postgres``, ``torture``, ``perf`` (deselected by default; ``make bench`` runs the benchmarks).
 """
 import os
 import socket
@@ -16,6 +16,7 @@ MARKERS = {
     "integration": "broker and workers in-process over real sockets",
     "postgres": "needs a PostgreSQL server (skipped when none answers)",
     "perf": "benchmarks against peer job servers (run with `make bench`)",
+    "torture": "kill -9 chaos with every dialect's load (TORTURE_CYCLES=100 with `make torture`)",
 }
 
 _handed_out = set()
