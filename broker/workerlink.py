@@ -4,6 +4,7 @@ Every message is checked whole (:mod:`tubeway.broker.wire`) before any of it is
 applied; each result is applied in a savepoint of its own.
 """
 import logging
+import math
 
 import orjson
 
@@ -13,6 +14,8 @@ from tubeway.broker.lifecycle import wire_spec
 from tubeway.broker.wire import DropLog, check_worker_message
 
 log = logging.getLogger("tubeway.broker")
+#: Unknown peers remembered as told to register (pruned of old ones past this).
+MAX_ASKED = 10000
 
 
 def refusal(result):
@@ -45,6 +48,7 @@ class WorkerLink:
         self.outbox = outbox
         self.clock = clock
         self.drops = DropLog(log)
+        self._asked = {}  # identity -> when an unknown peer was last told to register
 
     def handle(self, identity, command, raw):
         """One message from a worker; a malformed one is logged (rate-limited) and dropped whole."""
@@ -60,7 +64,7 @@ class WorkerLink:
         worker = self.registry.seen(identity)
         if worker is None:
             if command != p.DISCONNECT:
-                self.outbox.to_worker(identity, p.DISCONNECT)
+                self._ask_to_register(identity)
             return
         if command == p.RESULTS:
             self._note_started(worker, body.get("started"))
@@ -71,6 +75,21 @@ class WorkerLink:
             self.reconcile(worker, set(body["held"] or ()), body.get("seen") or 0)
         elif command == p.DISCONNECT:
             self.lose(worker, "worker disconnected")
+
+    def _ask_to_register(self, identity):
+        """DISCONNECT an unknown peer (it registers again), once per liveness period.
+
+        After a broker restart a worker's queued messages all arrive from an identity
+        the broker does not know; one DISCONNECT for the lot, not one each, so the
+        worker registers once instead of again and again (each time giving back jobs).
+        """
+        now = self.clock()
+        if now - self._asked.get(identity, -math.inf) < self.registry.liveness:
+            return
+        if len(self._asked) >= MAX_ASKED:
+            self._asked = {i: t for i, t in self._asked.items() if now - t < self.registry.liveness}
+        self._asked[identity] = now
+        self.outbox.to_worker(identity, p.DISCONNECT)
 
     def _ready(self, identity, body):
         old = self.registry.remove(identity)

@@ -70,7 +70,7 @@ class Worker:
         self._drain_until = None
         self._unsent = []
         self._held = set()  # ids of jobs received and not yet answered (sent in every heartbeat)
-        self._jobs_seen = 0  # JOBS messages received on this connection
+        self._jobs_seen = 0  # JOBS messages received since the last READY
         self._endpoint_index = 0
         self._backoff = BACKOFF_START
         self._reconnect_at = 0.0

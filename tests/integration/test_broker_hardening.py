@@ -176,3 +176,19 @@ def test_deleting_a_child_a_parent_waits_for_counts_it_as_failed(running, client
     client.delete(child_id)
     poll_until(lambda: state_of(client, parent_id) == "failed", what="the parent ended")
     worker.close()
+
+
+def test_an_unknown_peer_is_told_to_register_once_for_a_burst_of_messages(running, client):
+    import zmq
+    peer = zmq.Context.instance().socket(zmq.DEALER)
+    peer.setsockopt(zmq.LINGER, 0)
+    peer.connect(running.endpoint)
+    for _ in range(30):  # what a worker had queued while its broker restarted
+        peer.send_multipart([p.WORKER, p.HEARTBEAT, p.pack({"held": [], "seen": 0})])
+    client.health()  # the broker has read them by now (one socket, in order)
+    client.health()
+    told = []
+    while peer.poll(200):
+        told.append(peer.recv_multipart()[1])
+    assert told == [p.DISCONNECT]
+    peer.close(0)
