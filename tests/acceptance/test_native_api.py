@@ -106,6 +106,7 @@ def test_unknown_job_is_404(server):
 def test_metrics_and_health(server):
     job_id = submit(server, {"kind": "noop"})["id"]
     poll_until(lambda: ended(server, job_id))
+    poll_until(lambda: server.get("/healthz").json()["workers"] == 2, what="both workers connected")
     text = server.get("/metrics").text
     for series in ("tubeway_jobs{", "tubeway_jobs_enqueued_total", "tubeway_jobs_dispatched_total",
                    "tubeway_jobs_finished_total", "tubeway_dispatch_latency_seconds_bucket",
