@@ -9,6 +9,7 @@ from polling import poll_until  # noqa: F401 - tests import it from here
 from tubeway.broker.reactor import Broker
 from tubeway.broker.store.models import open_database
 from tubeway.core import protocol as p
+from tubeway.core.job import normalize_spec
 from tubeway.core.settings import load_settings
 
 
@@ -17,6 +18,17 @@ def free_port():
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
+
+
+def job(**fields):
+    """A normalized spec, kind ``echo`` unless given."""
+    fields.setdefault("kind", "echo")
+    return normalize_spec(fields)
+
+
+def state_of(client, job_id):
+    """A job's state, read through the broker."""
+    return client.get(job_id)["state"]
 
 
 class BrokerThread:

@@ -2,6 +2,8 @@
 import pytest
 
 from tubeway.broker.store.models import database, open_database
+from tubeway.core.client import BrokerClient
+from brokerkit import BrokerThread
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -23,3 +25,20 @@ def db(db_url):
         yield handle
     finally:
         handle.close()
+
+
+@pytest.fixture
+def running(db_url):
+    """A broker thread on a free port, on each backend."""
+    broker = BrokerThread(db_url).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def client(running):
+    """A broker client connected to ``running``."""
+    with BrokerClient(running.endpoint, timeout=5) as c:
+        yield c

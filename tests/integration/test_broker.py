@@ -7,34 +7,9 @@ import pytest
 from tubeway.core import protocol as p
 from tubeway.core.client import BrokerClient
 from tubeway.core.errors import JobConflict, JobNotFound, ValidationError
-from tubeway.core.job import normalize_spec
-from brokerkit import BrokerThread, ScriptedWorker, poll_until
+from brokerkit import BrokerThread, ScriptedWorker, job, poll_until, state_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def running(db_url):
-    broker = BrokerThread(db_url).start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
-def client(running):
-    with BrokerClient(running.endpoint, timeout=5) as c:
-        yield c
-
-
-def job(**fields):
-    fields.setdefault("kind", "echo")
-    return normalize_spec(fields)
-
-
-def state_of(client, job_id):
-    return client.get(job_id)["state"]
 
 
 def test_a_worker_runs_jobs_and_results_are_stored(running, client):

@@ -3,34 +3,9 @@ import pytest
 
 from tubeway.core import protocol as p
 from tubeway.core.client import BrokerClient
-from tubeway.core.job import normalize_spec
-from brokerkit import BrokerThread, ScriptedWorker, poll_until
+from brokerkit import BrokerThread, ScriptedWorker, job, poll_until, state_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def running(db_url):
-    broker = BrokerThread(db_url).start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
-def client(running):
-    with BrokerClient(running.endpoint, timeout=5) as c:
-        yield c
-
-
-def job(**fields):
-    fields.setdefault("kind", "echo")
-    return normalize_spec(fields)
-
-
-def state_of(client, job_id):
-    return client.get(job_id)["state"]
 
 
 def test_a_restart_with_jobs_running_strands_none_of_their_queue(db_url):
