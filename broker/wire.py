@@ -5,7 +5,6 @@ rate-limited, see :class:`DropLog`), so nothing of it is applied. The checks are
 about shape and size only; whether a result matches a lease is the broker's
 business (see :mod:`tubeway.broker.workerlink`).
 """
-import logging
 import time
 
 from tubeway.core import protocol as p

@@ -3,12 +3,11 @@
 Markers (also declared in pyproject.toml): ``acceptance``, ``integration``,
 ``postgres``, ``torture``, ``perf`` (deselected by default; ``make bench`` runs the benchmarks).
 """
-import os
 import socket
 
 import pytest
 
-from pgschema import PG_URL, postgres_schema  # noqa: F401 - PG_URL for tests that import it
+from pgschema import postgres_schema
 
 
 MARKERS = {
