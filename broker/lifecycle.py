@@ -14,6 +14,7 @@ from tubeway.core.job import (
     BACKOFF_TYPES, ENDED, MAX_ID, MAX_NAME, MAX_PRIORITY, State, backoff_delay, normalize_backoff, normalize_spec,
 )
 from tubeway.broker.groups import Groups
+from tubeway.broker.schedules import Schedules
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class Lifecycle:
         self.clock = clock
         self.leases = {}  # job id -> the registry Worker holding it
         self.groups = Groups(self)
+        self.schedules = Schedules(self)
 
     # -- entering the queue -----------------------------------------------------------------
     def submit(self, specs):
@@ -130,6 +132,7 @@ class Lifecycle:
         self.timers["expiry"].note(expires_at)
         self.metrics.finished(record)
         self.reply_waiters(record)
+        self.schedules.run_ended(record)
         if record.get("parent"):
             self.groups.child_ended(record)
         elif state == "failed" and record.get("origin"):
