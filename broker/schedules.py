@@ -129,7 +129,7 @@ class Schedules:
             return
         schedule = self.store.get_by_seq(seq)
         if schedule is not None and schedule["running"] == record["id"]:
-            self._run_over(schedule, self.jobs.clock())
+            self._run_over(schedule, record.get("finished_at") or self.jobs.clock())
 
     def _run_over(self, schedule, now):
         """Set the next due time of a schedule whose run ended (or remove a run-once one); purge old runs."""
