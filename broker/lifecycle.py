@@ -256,7 +256,7 @@ BACKOFF_KEYS = frozenset(normalize_backoff(None))
 
 
 def _is_name(value):
-    return type(value) is str and 0 < len(value) <= MAX_NAME
+    return type(value) is str and 0 < len(value) <= MAX_NAME and "\x00" not in value
 
 
 def _is_seconds(value):
@@ -281,7 +281,7 @@ def _is_normalized(spec):
             and _is_seconds(backoff["delay"]) and _is_seconds(backoff["max_delay"])
             and type(backoff["jitter"]) is bool and type(spec["labels"]) is dict
             and (unique_key is None or _is_name(unique_key))
-            and (parent is None or (type(parent) is str and len(parent) <= MAX_ID)))
+            and (parent is None or (type(parent) is str and len(parent) <= MAX_ID and "\x00" not in parent)))
 
 
 def wire_spec(spec):

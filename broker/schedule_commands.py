@@ -6,7 +6,6 @@ Every field of every body is checked here before the broker's
 """
 from tubeway.core import protocol as p
 from tubeway.core.errors import ValidationError
-from tubeway.core.job import MAX_NAME
 from tubeway.core.schedule import check_schedule_id, normalize_schedule
 from tubeway.broker.lifecycle import wire_spec
 from tubeway.broker.schedules import public_schedule
@@ -18,9 +17,7 @@ def _name(body, field, required):
     value = body.get(field)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_NAME:
-        raise ValidationError(f"'{field}' must be a non-empty string of at most {MAX_NAME} characters", field)
-    return value
+    return check_schedule_id(value, field)
 
 
 def _cursor(body):

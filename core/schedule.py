@@ -22,7 +22,7 @@ label ``schedule`` (:data:`RUN_LABEL`) holding its schedule's id.
 import math
 
 from tubeway.core.errors import ValidationError
-from tubeway.core.job import MAX_NAME, normalize_spec
+from tubeway.core.job import MAX_NAME, normalize_spec, storable
 
 POLICIES = ("every", "after_end")
 DEFAULT_POLICY = "every"
@@ -45,9 +45,13 @@ def _seconds(spec, field, default):
 
 
 def check_schedule_id(value, field="id"):
-    """A schedule id: a non-empty string of at most ``MAX_NAME`` characters; raises ValidationError."""
-    if not isinstance(value, str) or not value or len(value) > MAX_NAME:
-        raise ValidationError(f"'{field}' must be a non-empty string of at most {MAX_NAME} characters", field)
+    """A schedule id (or namespace, queue): a non-empty string of at most ``MAX_NAME`` characters, no NUL.
+
+    Raises ValidationError naming ``field``.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME or not storable(value):
+        raise ValidationError(f"'{field}' must be a non-empty string of at most {MAX_NAME} characters (no NUL)",
+                              field)
     return value
 
 
@@ -79,7 +83,7 @@ def normalize_schedule(spec, normalize_job=normalize_spec):
 
 
 def _template(job, normalize_job):
-    if not isinstance(job, dict):
+    if not isinstance(job, dict) or not all(isinstance(key, str) for key in job):
         raise ValidationError("'job' must be a job object", "job")
     for field in TEMPLATE_REFUSED:
         if job.get(field) is not None:

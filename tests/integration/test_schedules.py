@@ -263,6 +263,9 @@ def test_native_api_runs_are_jobs_listed_by_the_schedule_label(api, running):
     ({"job": {"kind": "echo"}, "policy": "often"}, "policy"),
     ({"job": {"kind": "echo"}, "id": ""}, "id"),
     ({"job": {"kind": "echo"}, "bogus": 1}, "bogus"),
+    ({"job": {"kind": "echo"}, "id": "a\u0000"}, "id"),  # PostgreSQL text cannot hold NUL
+    ({"job": {"kind": "echo", "queue": "a\u0000"}}, "job.queue"),
+    ({"job": {"kind": "echo", "labels": {"k": "\u0000"}}}, "job.labels"),
 ])
 def test_native_api_bad_schedules_are_400_naming_the_field(api, body, field):
     response = api("POST", "/api/v1/schedules", json=body)
@@ -280,4 +283,7 @@ def test_native_api_duplicate_id_is_409_and_bad_queries_are_4xx(api):
         assert api("GET", "/api/v1/schedules", params=params).status_code == 400, params
     assert api("GET", "/api/v1/schedules/" + "x" * 300).status_code == 404
     assert api("GET", "/api/v1/schedules/d", params={"namespace": "n" * 201}).status_code == 400
+    assert api("GET", "/api/v1/schedules/d%00").status_code == 400
+    # Tornado strips control characters from query arguments: namespace "a", where "d" is not
+    assert api("DELETE", "/api/v1/schedules/d", params={"namespace": "a\u0000"}).status_code == 404
     assert api("PUT", "/api/v1/schedules/d", json=spec).status_code == 405

@@ -88,6 +88,9 @@ def test_period_null_means_run_once():
     ({"job": {"kind": "echo", "parent": "p"}}, "job.parent"),
     ({"job": {"kind": "echo", "priority": "high"}}, "job.priority"),
     ({"job": {"kind": "echo", "labels": {RUN_LABEL: "mine"}}}, "job.labels"),
+    ({"job": {"kind": "echo"}, "id": "a\x00b"}, "id"),
+    ({"job": {"kind": "echo", "queue": "a\x00"}}, "job.queue"),
+    ({"job": {"kind": "echo", 1: 2}}, "job"),
 ])
 def test_invalid_specs_name_the_field(body, field):
     with pytest.raises(ValidationError) as error:
