@@ -10,7 +10,7 @@ import orjson
 
 from tubeway.core import protocol as p
 from tubeway.core.errors import JobConflict, JobNotFound, TubewayError, ValidationError
-from tubeway.core.job import STATES
+from tubeway.core.job import STATES, storable
 from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
 from tubeway.broker.schedule_commands import ScheduleCommands
 from tubeway.broker.store.queries import count_jobs
@@ -89,7 +89,7 @@ class ClientCommands:
     def record(self, body):
         """The live record a request names (by ``id``, within ``namespace`` when given)."""
         job_id = body.get("id")
-        record = self.store.get(job_id, now=self.clock()) if isinstance(job_id, str) else None
+        record = self.store.get(job_id, now=self.clock()) if isinstance(job_id, str) and storable(job_id) else None
         if record is None or (body.get("namespace") and record["namespace"] != body["namespace"]):
             raise JobNotFound(f"job {job_id} not found")
         return record
@@ -124,10 +124,11 @@ class ClientCommands:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise ValidationError(f"'limit' must be an integer from 1 to {MAX_LIST}", "limit")
         for field in ("namespace", "queue", "kind"):
-            if body.get(field) is not None and not isinstance(body[field], str):
+            if body.get(field) is not None and not (isinstance(body[field], str) and storable(body[field])):
                 raise ValidationError(f"'{field}' must be a string", field)
         labels = body.get("labels") or {}
-        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) and storable(k + v)
+                                                   for k, v in labels.items()):
             raise ValidationError("'labels' must map keys to strings", "labels")
         cursor = body.get("cursor")
         try:
