@@ -10,14 +10,21 @@ import orjson
 
 from tubeway.core import protocol as p
 from tubeway.core.errors import JobConflict, JobNotFound, TubewayError, ValidationError
-from tubeway.core.job import STATES
+from tubeway.core.job import STATES, storable
 from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
+from tubeway.broker.schedule_commands import ScheduleCommands
 from tubeway.broker.store.queries import count_jobs
+from tubeway.broker.store.schedules import count_schedules
 
 log = logging.getLogger("tubeway.broker")
 PARKED = object()
 MAX_WAIT = 3600.0
 MAX_LIST = 1000
+
+
+def count_all():
+    """``(count_jobs(), count_schedules())``: what QUEUES and METRICS read off the loop."""
+    return count_jobs(), count_schedules()
 
 
 def queues_body(rows):
@@ -77,11 +84,12 @@ class ClientCommands:
             p.RETRY: self.retry, p.CANCEL: self.cancel, p.DELETE: self.delete, p.TAKE: self.take,
             p.UPDATE: self.update, p.WAIT: self.wait, p.HEALTH: self.health, p.METRICS: self.render_metrics,
         }
+        self.handlers.update(ScheduleCommands(lifecycle.schedules).handlers)
 
     def record(self, body):
         """The live record a request names (by ``id``, within ``namespace`` when given)."""
         job_id = body.get("id")
-        record = self.store.get(job_id, now=self.clock()) if isinstance(job_id, str) else None
+        record = self.store.get(job_id, now=self.clock()) if isinstance(job_id, str) and storable(job_id) else None
         if record is None or (body.get("namespace") and record["namespace"] != body["namespace"]):
             raise JobNotFound(f"job {job_id} not found")
         return record
@@ -116,10 +124,11 @@ class ClientCommands:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise ValidationError(f"'limit' must be an integer from 1 to {MAX_LIST}", "limit")
         for field in ("namespace", "queue", "kind"):
-            if body.get(field) is not None and not isinstance(body[field], str):
+            if body.get(field) is not None and not (isinstance(body[field], str) and storable(body[field])):
                 raise ValidationError(f"'{field}' must be a string", field)
         labels = body.get("labels") or {}
-        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) and storable(k + v)
+                                                   for k, v in labels.items()):
             raise ValidationError("'labels' must map keys to strings", "labels")
         cursor = body.get("cursor")
         try:
@@ -135,7 +144,7 @@ class ClientCommands:
 
     def queues(self, identity, request_id, body):
         """Counts per state of every namespace and queue (counted off the loop)."""
-        return self._answer_with_counts(identity, request_id, queues_body)
+        return self._answer_with_counts(identity, request_id, lambda counts: queues_body(counts[0]))
 
     def retry(self, identity, request_id, body):
         """Queue a failed or cancelled job again, with fresh attempts."""
@@ -166,6 +175,7 @@ class ClientCommands:
             self.jobs.abort(record["id"])
             self.jobs.dispatcher.forget(record["id"])
             self.jobs.reply_waiters(dict(record, state="cancelled"))
+            self.jobs.schedules.run_ended(record)
             if record.get("parent"):  # a parent waiting for it must not wait forever
                 self.jobs.groups.child_ended(dict(record, state="cancelled"))
         self.jobs.groups.forget(record["id"])
@@ -242,10 +252,11 @@ class ClientCommands:
 
     def render_metrics(self, identity, request_id, body):
         """The Prometheus exposition text (the job counts in it counted off the loop)."""
-        return self._answer_with_counts(identity, request_id, lambda rows: {"text": self.metrics.render(rows)})
+        return self._answer_with_counts(identity, request_id,
+                                        lambda counts: {"text": self.metrics.render(*counts)})
 
     def _answer_with_counts(self, identity, request_id, answer):
-        """Reply ``answer(rows)`` once the job counts are read off the loop (see BackgroundReads).
+        """Reply ``answer(counts)`` once ``count_all`` ran off the loop (see BackgroundReads).
 
         Every request gets a count begun after it arrived; requests arriving while one
         runs share the next, so a busy dashboard never queues up counts.
@@ -257,7 +268,7 @@ class ClientCommands:
 
     def _count_next(self):
         self._counts_running, self._counts_next = self._counts_next, []
-        self.reads.submit(count_jobs, self._counted)
+        self.reads.submit(count_all, self._counted)
 
     def _counted(self, rows, error):
         answered, self._counts_running = self._counts_running, []

@@ -14,6 +14,7 @@ from tubeway.core.job import (
     BACKOFF_TYPES, ENDED, MAX_ID, MAX_NAME, MAX_PRIORITY, State, backoff_delay, normalize_backoff, normalize_spec,
 )
 from tubeway.broker.groups import Groups
+from tubeway.broker.schedules import Schedules
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class Lifecycle:
         self.clock = clock
         self.leases = {}  # job id -> the registry Worker holding it
         self.groups = Groups(self)
+        self.schedules = Schedules(self)
 
     # -- entering the queue -----------------------------------------------------------------
     def submit(self, specs):
@@ -130,6 +132,7 @@ class Lifecycle:
         self.timers["expiry"].note(expires_at)
         self.metrics.finished(record)
         self.reply_waiters(record)
+        self.schedules.run_ended(record)
         if record.get("parent"):
             self.groups.child_ended(record)
         elif state == "failed" and record.get("origin"):
@@ -253,7 +256,7 @@ BACKOFF_KEYS = frozenset(normalize_backoff(None))
 
 
 def _is_name(value):
-    return type(value) is str and 0 < len(value) <= MAX_NAME
+    return type(value) is str and 0 < len(value) <= MAX_NAME and "\x00" not in value
 
 
 def _is_seconds(value):
@@ -278,7 +281,7 @@ def _is_normalized(spec):
             and _is_seconds(backoff["delay"]) and _is_seconds(backoff["max_delay"])
             and type(backoff["jitter"]) is bool and type(spec["labels"]) is dict
             and (unique_key is None or _is_name(unique_key))
-            and (parent is None or (type(parent) is str and len(parent) <= MAX_ID)))
+            and (parent is None or (type(parent) is str and len(parent) <= MAX_ID and "\x00" not in parent)))
 
 
 def wire_spec(spec):

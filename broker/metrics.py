@@ -1,4 +1,4 @@
-"""The broker's Prometheus metrics: job counts, throughput counters, dispatch latency, workers.
+"""The broker's Prometheus metrics: job and schedule counts, throughput counters, dispatch latency, workers.
 
 The broker counts in plain dicts and a bucket list on its hot path (a job costs a
 dict increment, not a prometheus_client child lookup and lock), and a collector
@@ -10,8 +10,9 @@ queues come and go: the first ``QUEUE_SERIES_LIMIT`` queues (``namespace``,
 as it runs; every later queue is counted under the label ``queue="_other"`` of its
 namespace (or ``namespace="_other"`` too, for a namespace none of those queues is
 in). A series is never dropped, so each counter only grows for its label set (a
-queue really named ``_other`` shares its series). The ``tubeway_jobs`` gauge, read
-from storage at each scrape, is folded the same way, summed per state.
+queue really named ``_other`` shares its series). The ``tubeway_jobs`` and
+``tubeway_schedules`` gauges, read from storage at each scrape, are folded the same
+way, summed per state (jobs) or per queue (schedules).
 """
 import bisect
 
@@ -70,10 +71,12 @@ class BrokerMetrics:
     def __init__(self, workers_connected):
         self.workers_connected = workers_connected
         self._job_counts = ()
+        self._schedule_counts = ()
         self.labels = QueueLabels()
         self.enqueued_by_queue = {}
         self.dispatched_by_queue = {}
         self.finished_by_queue = {}
+        self.schedule_runs_by_queue = {}
         self.latency = Histogram(LATENCY_BUCKETS)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -95,6 +98,11 @@ class BrokerMetrics:
         key = (*self.labels(record["namespace"], record["queue"]), record["state"])
         self.finished_by_queue[key] = self.finished_by_queue.get(key, 0) + 1
 
+    def schedule_fired(self, schedule):
+        """A schedule started a run."""
+        key = self.labels(schedule["namespace"], schedule["queue"])
+        self.schedule_runs_by_queue[key] = self.schedule_runs_by_queue.get(key, 0) + 1
+
     def collect(self):
         """The metric families (called by prometheus_client when rendering)."""
         jobs = GaugeMetricFamily("tubeway_jobs", "Jobs by namespace, queue and state",
@@ -107,6 +115,13 @@ class BrokerMetrics:
                        self.dispatched_by_queue)
         yield _counter("tubeway_jobs_finished", "Jobs ended, by final state", ["namespace", "queue", "state"],
                        self.finished_by_queue)
+        schedules = GaugeMetricFamily("tubeway_schedules", "Schedules by namespace and queue",
+                                      labels=["namespace", "queue"])
+        for key, count in self._folded_schedule_counts().items():
+            schedules.add_metric(list(key), count)
+        yield schedules
+        yield _counter("tubeway_schedule_runs", "Runs schedules started", ["namespace", "queue"],
+                       self.schedule_runs_by_queue)
         latency = HistogramMetricFamily("tubeway_dispatch_latency_seconds", "From ready to dispatched")
         latency.add_metric([], self.latency.buckets(), self.latency.sum)
         yield latency
@@ -121,13 +136,21 @@ class BrokerMetrics:
             counts[key] = counts.get(key, 0) + count
         return counts
 
-    def render(self, job_counts):
-        """Everything in the Prometheus text exposition format, with ``job_counts`` from ``count_jobs``."""
-        self._job_counts = job_counts
+    def _folded_schedule_counts(self):
+        counts = {}
+        for namespace, queue, count in self._schedule_counts:
+            key = self.labels(namespace, queue)
+            counts[key] = counts.get(key, 0) + count
+        return counts
+
+    def render(self, job_counts, schedule_counts=()):
+        """Everything in the Prometheus text exposition format, with the rows of ``count_jobs`` and
+        ``count_schedules``."""
+        self._job_counts, self._schedule_counts = job_counts, schedule_counts
         try:
             return generate_latest(self.registry).decode()
         finally:
-            self._job_counts = ()
+            self._job_counts, self._schedule_counts = (), ()
 
 
 def _counter(name, documentation, labels, counts):

@@ -71,6 +71,7 @@ class Broker:
                 self.store.update(record["seq"], attempts=max(0, record["attempts"] - 1))
                 record["attempts"] = max(0, record["attempts"] - 1)
                 self.jobs.requeue(record)
+            self.jobs.schedules.load()
         self.timers.refresh()
         return len(held)
 
@@ -185,6 +186,8 @@ class Broker:
             elif timer.name == "lease":
                 for record in timer.take_due(now):
                     self.jobs.requeue(record)
+            elif timer.name == "schedule":
+                self.jobs.schedules.fire_due(now)
             elif timer.name == "deadline":
                 for record in timer.take_due(now):
                     self.jobs.finish(record, "failed", error=f"job timed out after {record['timeout']:g} s")

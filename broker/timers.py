@@ -1,4 +1,4 @@
-"""Due times: delayed jobs, leases, job timeouts and result TTLs, each fired from an index.
+"""Due times: delayed jobs, leases, job timeouts, result TTLs and schedules, each fired from an index.
 
 A :class:`DueTimer` remembers only the earliest due time of its kind. Storage
 answers "what is due now" and "what is next" from a partial index on the due
@@ -49,6 +49,10 @@ class Timers:
 
     def __getitem__(self, name):
         return self.by_name[name]
+
+    def add(self, timer):
+        """Add a timer of another kind (one with a store of its own, like the schedules')."""
+        self.by_name[timer.name] = timer
 
     def refresh(self):
         """Read every next due time from storage (at start)."""

@@ -79,6 +79,22 @@ class BrokerCalls:
         """The broker's metrics in the Prometheus text format."""
         return self.call(p.METRICS, {})
 
+    def add_schedule(self, schedule):
+        """Store a schedule spec (see :mod:`tubeway.core.schedule`); returns the schedule, its id set."""
+        return self.call(p.SCHEDULE_ADD, dict(schedule))
+
+    def get_schedule(self, schedule_id, namespace="default"):
+        """The schedule with this id in ``namespace``."""
+        return self.call(p.SCHEDULE_GET, {"namespace": namespace, "id": schedule_id})
+
+    def list_schedules(self, namespace=None, queue=None, limit=100, cursor=None):
+        """A page of schedules, oldest first: ``{"schedules", "next_cursor"}``."""
+        return self.call(p.SCHEDULE_LIST, {"namespace": namespace, "queue": queue, "limit": limit, "cursor": cursor})
+
+    def delete_schedule(self, schedule_id, namespace="default"):
+        """Remove a schedule (it never fires again; its runs stay); returns it as it was."""
+        return self.call(p.SCHEDULE_DELETE, {"namespace": namespace, "id": schedule_id})
+
 
 def _new_socket(context, endpoint):
     socket = context.socket(zmq.DEALER)

@@ -50,10 +50,16 @@ SPEC_FIELDS = (
 )
 
 
+def storable(text):
+    """True for a string storage holds as given: PostgreSQL text cannot hold the NUL character."""
+    return "\x00" not in text
+
+
 def _name(spec, field, default):
     value = spec.get(field, default)
-    if not isinstance(value, str) or not value or len(value) > MAX_NAME:
-        raise ValidationError(f"'{field}' must be a non-empty string of at most {MAX_NAME} characters", field)
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME or not storable(value):
+        raise ValidationError(f"'{field}' must be a non-empty string of at most {MAX_NAME} characters "
+                              "(no NUL)", field)
     return value
 
 
@@ -127,8 +133,9 @@ def _labels(spec):
     if not isinstance(labels, dict):
         raise ValidationError("'labels' must be an object of string values", "labels")
     for key, value in labels.items():
-        if not isinstance(key, str) or not key or len(key) > MAX_NAME or not isinstance(value, str) or len(value) > 1000:
-            raise ValidationError("'labels' must map non-empty keys to strings", "labels")
+        if not isinstance(key, str) or not key or len(key) > MAX_NAME or not isinstance(value, str) \
+                or len(value) > 1000 or not storable(key) or not storable(value):
+            raise ValidationError("'labels' must map non-empty keys to strings (no NUL)", "labels")
     return labels
 
 
@@ -156,10 +163,11 @@ def normalize_spec(spec, now=None, known_kinds=None):
     if callback is not None and http_url_host(callback) is None:
         raise ValidationError("'callback_url' must be an http(s) URL", "callback_url")
     unique_key = spec.get("unique_key")
-    if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_NAME):
+    if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_NAME
+                                   or not storable(unique_key)):
         raise ValidationError("'unique_key' must be a non-empty string", "unique_key")
     parent = spec.get("parent")
-    if parent is not None and (not isinstance(parent, str) or len(parent) > MAX_ID):
+    if parent is not None and (not isinstance(parent, str) or len(parent) > MAX_ID or not storable(parent)):
         raise ValidationError("'parent' must be a job id", "parent")
     return {
         "namespace": _name(spec, "namespace", DEFAULT_NAMESPACE),

@@ -33,9 +33,15 @@ UPDATE = b"UPDATE"      # {"id", "state", "result", "error", "lease"} -> job
 WAIT = b"WAIT"          # {"id", "timeout"} -> job once ended, or as it is at the timeout
 HEALTH = b"HEALTH"      # {} -> {"workers": n, "kinds": [kind]}
 METRICS = b"METRICS"    # {} -> {"text": Prometheus exposition}
+# Schedules (see tubeway.core.schedule); one is named by its namespace and id.
+SCHEDULE_ADD = b"SCHEDULE_ADD"          # schedule spec {"id", "job", "period", "offset", "policy"} -> schedule
+SCHEDULE_GET = b"SCHEDULE_GET"          # {"namespace", "id"} -> schedule
+SCHEDULE_LIST = b"SCHEDULE_LIST"        # {"namespace", "queue", "limit", "cursor"} -> {"schedules", "next_cursor"}
+SCHEDULE_DELETE = b"SCHEDULE_DELETE"    # {"namespace", "id"} -> schedule as it was before removal
 REPLY = b"REPLY"
 
-CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, DELETE, TAKE, UPDATE, WAIT, HEALTH, METRICS})
+CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, DELETE, TAKE, UPDATE, WAIT, HEALTH, METRICS,
+                             SCHEDULE_ADD, SCHEDULE_GET, SCHEDULE_LIST, SCHEDULE_DELETE})
 
 # Worker <-> broker commands.
 READY = b"READY"            # w->b {"kinds", "queues", "credit", "pid", "host"}

@@ -155,6 +155,8 @@ SETTINGS = (
     S("http_concurrency", 16, "int", "HTTP calls (`http` jobs) one worker process makes at once.", minimum=1),
     S("http_allowed_hosts", [], "list", "Hosts outgoing calls (`http` jobs, callbacks, each redirect) may "
       "reach: names, or `*.example.com` for its subdomains; none means any.", check=_check_allowed_hosts),
+    S("schedule_keep_runs", 100, "int", "Ended runs each schedule keeps (older ones are deleted as new ones end).",
+      minimum=1),
     S("fraction_fanout", 64, "int", "Most child jobs one step of a fraction creates.", minimum=2),
     S("log_level", "INFO", "str", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     S("config", None, "str", "TOML file of settings (keys are setting names).", optional=True),

@@ -1,4 +1,4 @@
-"""The native API under ``/api/v1``: submit, list, read, retry and cancel jobs.
+"""The native API under ``/api/v1``: submit, list, read, retry and cancel jobs (schedules: ``native_schedules``).
 
 Jobs are sent in the job model's own words (:data:`tubeway.core.job.SPEC_FIELDS`)
 and read back as full records. Errors are ``{"error": message, ...details}``.
@@ -14,19 +14,24 @@ MAX_LIST = 1000
 DEFAULT_LIST = 100
 
 
+def check_job(item, kinds, plugins, settings):
+    """Normalize one submitted job and have the plugins check it; raises ValidationError naming the field."""
+    spec = normalize_spec(item, known_kinds=kinds)
+    _check_callback_host(spec, settings)
+    plugins.validate_job(spec, settings)
+    return spec
+
+
 def normalize_jobs(items, plugins, settings, batch):
     """Normalize and plugin-check each submitted job; 400 naming the first bad one."""
     kinds = set(plugins.kinds())
     specs = []
     for index, item in enumerate(items):
         try:
-            spec = normalize_spec(item, known_kinds=kinds)
-            _check_callback_host(spec, settings)
-            plugins.validate_job(spec, settings)
+            specs.append(check_job(item, kinds, plugins, settings))
         except ValidationError as exc:
             where = {"index": index} if batch else {}
             raise ApiError(400, exc.message, **where, field=exc.field) from None
-        specs.append(spec)
     return specs
 
 
@@ -106,10 +111,13 @@ class QueuesHandler(BaseHandler):
 
 
 def routes():
-    """The native API's Tornado rules."""
+    """The native API's Tornado rules (jobs, queues and schedules)."""
+    from tubeway.broker.http.native_schedules import schedule_routes
+
     return routes_with_slash([
         (r"/api/v1/jobs", JobsHandler),
         (r"/api/v1/jobs/([^/]+)", JobHandler),
         (r"/api/v1/jobs/([^/]+)/(retry|cancel)", JobActionHandler),
         (r"/api/v1/queues", QueuesHandler),
+        *schedule_routes(),
     ])

@@ -76,6 +76,44 @@ class JobLabel(BaseModel):
         indexes = ((("key", "value", "job"), False),)
 
 
+class Schedule(BaseModel):
+    """A schedule: a job template run every ``period`` seconds or once (see :mod:`tubeway.core.schedule`).
+
+    ``next_run_at`` is when the next run is due; ``running`` the id of its run not yet
+    ended (none fires meanwhile), ``last_run`` that of the latest run, ``runs`` how many fired.
+    """
+
+    seq = pw.BigAutoField()
+    id = pw.CharField(max_length=200)
+    namespace = pw.CharField(max_length=200)
+    queue = pw.CharField(max_length=200)
+    job = pw.TextField()
+    period = pw.DoubleField(null=True)
+    offset = pw.DoubleField(column_name="offset_seconds")
+    policy = pw.CharField(max_length=16)
+    created_at = pw.DoubleField()
+    first_run_at = pw.DoubleField()
+    next_run_at = pw.DoubleField(null=True)
+    running = pw.CharField(max_length=36, null=True)
+    last_run = pw.CharField(max_length=36, null=True)
+    runs = pw.BigIntegerField(default=0)
+    updated_at = pw.DoubleField()
+
+    class Meta:
+        table_name = "tubeway_schedule"
+        indexes = ((("namespace", "id"), True), (("namespace", "queue", "seq"), False))
+
+
+class Counter(BaseModel):
+    """A named counter the broker increments in its transaction: generated ids, sequence numbers."""
+
+    name = pw.CharField(max_length=200, primary_key=True)
+    value = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tubeway_counter"
+
+
 def _add_indexes():
     running = Job.state == "running"
     Job.add_index(Job.index(Job.state, Job.namespace, Job.queue, Job.kind, Job.priority, Job.seq, name="job_ready"))
@@ -89,10 +127,14 @@ def _add_indexes():
     Job.add_index(Job.index(Job.expires_at, name="job_expiry").where(Job.expires_at.is_null(False)))
     Job.add_index(Job.index(Job.parent, Job.state, name="job_parent_state").where(Job.parent.is_null(False)))
     Job.add_index(Job.index(Job.origin, Job.state, name="job_origin").where(Job.origin.is_null(False)))
+    Schedule.add_index(Schedule.index(Schedule.next_run_at, name="schedule_due")
+                       .where(Schedule.running.is_null() & Schedule.next_run_at.is_null(False)))
+    Schedule.add_index(Schedule.index(Schedule.running, name="schedule_running")
+                       .where(Schedule.running.is_null(False)))
 
 
 _add_indexes()
-MODELS = (Job, JobLabel)
+MODELS = (Job, JobLabel, Schedule, Counter)
 #: Indexes older versions created that a newer one replaced: dropped when the database is opened.
 RETIRED_INDEXES = ("job_parent",)
 

@@ -3,6 +3,7 @@ import pytest
 
 from tubeway.core import protocol as p
 from tubeway.core.client import BrokerClient
+from tubeway.core.errors import JobNotFound, ValidationError
 from brokerkit import BrokerThread, ScriptedWorker, job, poll_until, state_of
 
 pytestmark = pytest.mark.integration
@@ -167,3 +168,13 @@ def test_an_unknown_peer_is_told_to_register_once_for_a_burst_of_messages(runnin
         told.append(peer.recv_multipart()[1])
     assert told == [p.DISCONNECT]
     peer.close(0)
+
+
+def test_nul_in_an_id_or_a_filter_is_bad_input_not_a_storage_error(client):
+    """PostgreSQL text cannot hold NUL: asking for it is not found or invalid, never an internal error."""
+    with pytest.raises(JobNotFound):
+        client.get("a\x00")
+    for filters in ({"queue": "a\x00"}, {"kind": "\x00"}, {"labels": {"a": "\x00"}}, {"labels": {"\x00": "a"}}):
+        with pytest.raises(ValidationError):
+            client.list_jobs(**filters)
+    assert client.list_jobs()["jobs"] == []

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tubeway.core import protocol as p
 from tubeway.core.client import BrokerClient
 from tubeway.core.job import STATES, normalize_spec
+from tubeway.core.schedule import POLICIES
 from brokerkit import BrokerThread, ScriptedWorker, poll_until
 from pgschema import postgres_schema
 
@@ -34,6 +35,10 @@ CLIENT_BODIES = {
     p.TAKE: {"namespace": "accepted", "kinds": ["external"], "queues": ["q"], "lease": 5, "block": 0},
     p.UPDATE: {"id": "x", "state": "done", "result": 1, "error": None, "lease": 3},
     p.WAIT: {"id": "x", "timeout": 0}, p.HEALTH: {}, p.METRICS: {},
+    p.SCHEDULE_ADD: {"id": "fz", "job": SPEC, "period": 3600, "offset": 0, "policy": "every"},
+    p.SCHEDULE_GET: {"namespace": "default", "id": "fz"},
+    p.SCHEDULE_LIST: {"namespace": "default", "queue": "q", "limit": 10, "cursor": "5"},
+    p.SCHEDULE_DELETE: {"namespace": "default", "id": "fz"},
 }
 WORKER_BODIES = {
     p.READY: {"kinds": ["echo"], "queues": None, "credit": 4, "pid": 1, "host": "h"},
@@ -71,6 +76,8 @@ def broken_body(draw, template):
                 inner = dict(body[key][0])
                 inner[draw(st.sampled_from(sorted(inner)))] = draw(values)
                 body[key] = [inner]
+        if isinstance(body.get("job"), dict):
+            body["job"] = {**body["job"], draw(st.sampled_from(sorted(body["job"]))): draw(values)}
     else:
         return draw(values)
     return body
@@ -124,7 +131,8 @@ WRONG = [None, True, -1, 0, 2**64 - 1, 1.5, float("nan"), float("inf"), "", "x",
 
 
 def sweep(bodies):
-    """Every body with each field (and each field of its first nested spec or result) set to each wrong value."""
+    """Every body with each field (and each field of a nested object, or of the first of a list of them) set to
+    each wrong value."""
     for command, template in sorted(bodies.items()):
         for key in sorted(template):
             for value in WRONG:
@@ -134,6 +142,10 @@ def sweep(bodies):
                 for inner in sorted(nested[0]):
                     for value in WRONG:
                         yield command, {**template, key: [{**nested[0], inner: value}]}
+            elif isinstance(nested, dict):
+                for inner in sorted(nested):
+                    for value in WRONG:
+                        yield command, {**template, key: {**nested, inner: value}}
         for value in WRONG:
             yield command, value
 
@@ -174,6 +186,10 @@ def test_the_broker_survives_any_frames_and_keeps_serving(fuzzed, batch):
 
 def test_after_the_fuzz_storage_is_intact_and_every_job_runs_to_its_end(fuzzed):
     broker, peers, client = fuzzed
+    for schedule in _all_schedules(client):  # well formed, and removed so no new runs come
+        assert isinstance(schedule["job"]["kind"], str) and schedule["policy"] in POLICIES
+        assert schedule["period"] is None or schedule["period"] > 0
+        client.delete_schedule(schedule["id"], namespace=schedule["namespace"])
     jobs = _all_jobs(client)
     for job in jobs:
         assert job["state"] in STATES and isinstance(job["priority"], int) and isinstance(job["kind"], str)
@@ -199,6 +215,16 @@ def _due(job, soon):
     if job["state"] == "running":
         return job["worker"] is not None and (job["lease_until"] or 0) < soon
     return job["state"] == "queued"
+
+
+def _all_schedules(client):
+    found, cursor = [], None
+    while True:
+        page = client.list_schedules(limit=1000, cursor=cursor)
+        found.extend(page["schedules"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
 
 
 def _all_jobs(client):

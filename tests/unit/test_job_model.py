@@ -80,6 +80,13 @@ def test_given_values_are_kept():
     ({"kind": "k", "labels": {"": "x"}}, "labels"),
     ({"kind": "k", "labels": {"a": "v" * 1001}}, "labels"),
     ({"kind": "k", "parent": 42}, "parent"),
+    # PostgreSQL text cannot hold NUL: refused as invalid, never a storage error
+    ({"kind": "k", "queue": "a\x00"}, "queue"),
+    ({"kind": "k\x00"}, "kind"),
+    ({"kind": "k", "labels": {"a\x00": "x"}}, "labels"),
+    ({"kind": "k", "labels": {"a": "\x00"}}, "labels"),
+    ({"kind": "k", "unique_key": "\x00"}, "unique_key"),
+    ({"kind": "k", "parent": "p\x00"}, "parent"),
 ])
 def test_each_invalid_field_is_named(spec, field):
     assert field_of(spec) == field
