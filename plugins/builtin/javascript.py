@@ -23,8 +23,6 @@ threads of its own (``js_concurrency`` per worker process), each with its own is
 must answer a syntax error at once. ``tubeway_validate_job`` only checks the payload's shape:
 compiling on the front end's event loop would hold up every other request.
 """
-import orjson
-
 from tubeway import hookimpl
 from tubeway.core.errors import ValidationError
 from tubeway.plugins.builtin import js_engine, js_runtime
@@ -100,7 +98,7 @@ def _stopped(outcome, context, seconds, memory):
 def run_javascript(payload, context):
     """Run a ``javascript`` payload within the limits; log what it printed; return its result or raise."""
     seconds, memory = _limits(context)
-    params = orjson.dumps(payload["params"]).decode() if "params" in payload else None
+    params = js_runtime.to_json(payload["params"]) if "params" in payload else None
     outcome = js_runtime.run_command(payload["command"], params, seconds, memory, context.cancelled)
     for line in outcome.lines:
         context.log(line)

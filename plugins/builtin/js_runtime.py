@@ -13,6 +13,7 @@ The compile check has an isolate of its own per process, behind a lock. Isolates
 closed at shutdown (and at exit): an interpreter finalizing with one still open can hang.
 """
 import atexit
+import json
 import threading
 import time
 from typing import NamedTuple
@@ -73,9 +74,32 @@ def _thread_isolate():
     return isolate
 
 
-def _js(value):
-    """``value`` as a JavaScript string literal (JSON is valid JavaScript)."""
-    return orjson.dumps(value).decode()
+def to_json(value):
+    """``value`` as JSON text, which is valid JavaScript too (a string becomes a string literal)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # a lone surrogate, which orjson refuses and JavaScript takes escaped
+        return json.dumps(value)
+
+
+def _loads(text):
+    """An answer of the sandbox: JSON in which JavaScript may have left lone surrogates (made U+FFFD here)."""
+    if not isinstance(text, str):
+        raise EngineError(f"the sandbox answered {type(text).__name__}, not JSON text")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _well_formed(json.loads(text))
+
+
+def _well_formed(value):
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
+    if isinstance(value, dict):
+        return {_well_formed(key): _well_formed(item) for key, item in value.items()}
+    return value
 
 
 def run_command(command, params_json, seconds, memory, cancelled=None):
@@ -87,11 +111,11 @@ def run_command(command, params_json, seconds, memory, cancelled=None):
     fails in a way no command should cause.
     """
     isolate = _thread_isolate()
-    code = f"__tubeway.run({_js(command)}, {'undefined' if params_json is None else _js(params_json)})"
+    code = f"__tubeway.run({to_json(command)}, {'undefined' if params_json is None else to_json(params_json)})"
     with isolate.lock:
         started = time.monotonic()
         try:
-            answer = orjson.loads(isolate.eval(code, seconds, memory, cancelled))
+            answer = _loads(isolate.eval(code, seconds, memory, cancelled))
             left = max(POST_GRACE_SECONDS, seconds - (time.monotonic() - started))
             clean = isolate.eval("__tubeway.post()", left, memory, cancelled)
         except Stopped as stop:
@@ -115,7 +139,7 @@ def _salvage(isolate):
         if not isolate.responsive:
             break
         try:
-            return orjson.loads(isolate.eval("__tubeway.logs()", SALVAGE_SECONDS))
+            return _loads(isolate.eval("__tubeway.logs()", SALVAGE_SECONDS))
         except (Stopped, EngineError):
             continue
     return [], 0
@@ -132,7 +156,7 @@ def compile_error(command, seconds, memory):
         if _checker is None:
             _checker = Isolate(1, 1)
         try:
-            return _checker.eval(f"__tubeway.check({_js(command)})", seconds, memory) or None
+            return _checker.eval(f"__tubeway.check({to_json(command)})", seconds, memory) or None
         except Stopped as stop:
             checker, _checker = _checker, None
             checker.close()

@@ -62,6 +62,12 @@ def test_the_returned_value_is_the_result_as_json(pm, expression, value):
     assert result(pm, f"return {expression};") == value
 
 
+def test_text_survives_both_ways_and_lone_surrogates_become_replacement_characters(pm):
+    assert result(pm, "return [params, params.length]", params="é \u2028 😀") == ["é \u2028 😀", 6]
+    record = run(pm, "print('\\ud800!'); return '\\udc00' + params", params="\ud800")
+    assert record["result"] == "\ufffd\ufffd" and record["logs"] == ["\ufffd!"]
+
+
 def test_a_command_without_return_gives_null(pm):
     assert result(pm, "var x = 1 + 1;") is None
 
