@@ -9,6 +9,8 @@ Benchmarks (``--only NAME``, repeatable or comma-separated):
 * ``callbacks``: 20,000 ``http`` jobs delivered to a fast local sink by 2 workers (bench_callbacks.py)
 * ``fraction``: a fraction of 10^6 leaves delivered to the sink, memory sampled; first leaf of 10^9 ids
   (bench_fraction.py)
+* ``javascript``: 20,000 trivial ``javascript`` runs by 2 workers; one fresh isolate, one warm run and its
+  check, in process (bench_javascript.py)
 
 ``--quick`` runs 10x smaller counts (and 2 s HTTP runs) for trying things out;
 ``--load-tool python`` forces the Python HTTP load generator even when wrk is installed. The
@@ -24,6 +26,7 @@ import traceback
 import bench_callbacks
 import bench_fraction
 import bench_http
+import bench_javascript
 import bench_latency
 import bench_memory
 import bench_throughput
@@ -32,7 +35,7 @@ import report
 from harness import HERE
 
 BENCHMARKS = {module.NAME: module for module in (bench_http, bench_throughput, bench_latency, bench_memory,
-                                                    bench_callbacks, bench_fraction)}
+                                                    bench_callbacks, bench_fraction, bench_javascript)}
 DEFAULT_JSON = HERE / "last-run.json"
 
 

@@ -1,0 +1,167 @@
+"""One V8 isolate for ``javascript`` jobs, through mini-racer, with a time limit and a memory limit per call.
+
+mini-racer 0.14 gives each ``MiniRacer`` its own isolate, one V8 context in it, and a
+thread of its own that runs every task on that isolate in turn. It has no way to make a
+second context in an isolate, and making an isolate costs about 4 ms, so one is kept per
+job thread and each run starts from a clean state that :file:`js_sandbox.js` checks (see
+:mod:`tubeway.plugins.builtin.js_runtime`).
+
+:meth:`Isolate.eval` talks to mini-racer's context object directly (its ``_ctx``: the
+DLL, the context id and the queue its native thread answers uncancelable tasks on)
+rather than through ``MiniRacer.eval``: that one hops through an asyncio loop thread and
+costs about 400 µs of CPU per call, against 100 µs here. The queue answers tasks in the
+order they were sent, so one isolate must be driven by one thread at a time (the callers
+hold a lock or own the isolate). pyproject.toml pins mini-racer below 0.15 for this.
+
+Isolates are made and freed one at a time in a process (``_lifecycle_lock``): mini-racer
+crashes making two at once on different threads. V8 cannot survive a fork: the first isolate
+in a process starts V8 there, and a process forked after that refuses to make isolates
+(:class:`V8Unavailable`).
+"""
+import os
+import queue
+import threading
+import time
+from importlib import resources
+
+#: Seconds between looks at a run's cancellation while it runs.
+POLL_SECONDS = 0.1
+#: Seconds V8 has to answer once told to stop a run; past them the isolate is given up (and its
+#: closing, on a thread of its own, stops whatever it still runs: promise jobs cannot be stopped otherwise).
+STOP_WAIT_SECONDS = 0.5
+#: Seconds the sandbox has to load in a fresh isolate.
+SETUP_SECONDS = 10.0
+
+SANDBOX_JS = resources.files(__package__).joinpath("js_sandbox.js").read_text(encoding="utf-8")
+
+_v8_lock = threading.Lock()
+_v8_pid = None
+_lifecycle_lock = threading.Lock()
+
+
+class V8Unavailable(RuntimeError):
+    """This process cannot run JavaScript: V8 was started before it forked, or is not started on its main thread."""
+
+
+class Stopped(Exception):
+    """A call was stopped before it ended: ``reason`` is ``"time"``, ``"memory"`` or ``"cancelled"``."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EngineError(Exception):
+    """V8 refused a call (the message is the engine's): a bug in the sandbox, or an isolate in a bad state."""
+
+
+def start_v8():
+    """Start V8 in this process, on its main thread (once; later calls do nothing, on any thread).
+
+    Raises V8Unavailable in a process forked after V8 started, or when called first on
+    another thread: mini-racer's isolates crash later in a process whose V8 was started
+    off the main thread.
+    """
+    global _v8_pid
+    with _v8_lock:
+        if _v8_pid is None:
+            if threading.current_thread() is not threading.main_thread():
+                raise V8Unavailable("V8 must be started on the process's main thread first "
+                                    "(the javascript plugin's tubeway_startup does it)")
+            from py_mini_racer import init_mini_racer
+
+            init_mini_racer(ignore_duplicate_init=True)
+            _v8_pid = os.getpid()
+        elif _v8_pid != os.getpid():
+            raise V8Unavailable(f"V8 was started in process {_v8_pid} before this process forked from it; "
+                                "a forked process cannot run JavaScript")
+
+
+class Isolate:
+    """A V8 isolate with the sandbox loaded: :meth:`eval` with limits, :meth:`close` when done.
+
+    ``lock`` is for callers sharing it between threads. ``broken`` is set once a call was
+    stopped: the isolate should then be closed and replaced (it may hold a run's garbage
+    or a pending termination); ``responsive`` is cleared when V8 did not even answer the
+    stop, and the isolate must not be called again.
+    """
+
+    def __init__(self, max_lines, max_line_chars):
+        start_v8()
+        from py_mini_racer import MiniRacer
+
+        with _lifecycle_lock:
+            self._racer = MiniRacer()
+        ctx = self._racer._ctx
+        self._dll, self._id, self._answers = ctx._dll, ctx._ctx, ctx._non_cancelable_mr_task_results_queue
+        self._to_handle, self._to_python = ctx._python_to_value_handle, ctx._value_handle_to_python
+        self.lock = threading.Lock()
+        self.broken = False
+        self.responsive = True
+        self.eval(f"({SANDBOX_JS})({int(max_lines)}, {int(max_line_chars)})", SETUP_SECONDS)
+
+    def eval(self, code, seconds, memory=0, cancelled=None):
+        """Evaluate ``code`` and return its value (a JS string comes back as ``str``).
+
+        Stops it and raises :class:`Stopped` after ``seconds``, when its heap passes
+        ``memory`` bytes (0: no limit), or once ``cancelled`` (a ``threading.Event``)
+        is set. Raises :class:`EngineError` when the code throws or the isolate is closed.
+        """
+        if self._racer is None:
+            raise EngineError("the isolate is closed")
+        self._racer.set_hard_memory_limit(int(memory))
+        code_handle = self._to_handle(code)
+        task = self._dll.mr_eval(self._id, code_handle.raw, 0)
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                answer = self._answers.get(timeout=max(0.0, min(POLL_SECONDS, left)))
+                break
+            except queue.Empty:
+                if cancelled is not None and cancelled.is_set():
+                    self._stop(task, "cancelled")
+                if left <= 0:
+                    self._stop(task, "time")
+        return self._python(answer)
+
+    def _python(self, answer):
+        from py_mini_racer import JSEvalException, JSOOMException
+
+        try:
+            return self._to_python(answer)
+        except JSOOMException:
+            self.broken = True
+            raise Stopped("memory") from None
+        except JSEvalException as exc:
+            self.broken = True
+            raise EngineError(str(exc).strip()) from None
+
+    def _stop(self, task, reason):
+        self.broken = True
+        self._dll.mr_cancel_task(self._id, task)
+        try:
+            self._answers.get(timeout=STOP_WAIT_SECONDS)  # the task's answer, so the queue stays in step
+        except queue.Empty:
+            self.responsive = False
+        raise Stopped(reason)
+
+    @property
+    def closed(self):
+        """True once :meth:`close` was called."""
+        return self._racer is None
+
+    def close(self):
+        """Free the isolate (its thread ends). An unresponsive isolate is freed on a thread of its own."""
+        racer, self._racer = self._racer, None
+        if racer is None:
+            return
+        if self.responsive:
+            _close(racer)
+        else:
+            threading.Thread(target=_close, args=(racer,), name="js-isolate-close", daemon=True).start()
+
+
+def _close(racer):
+    with _lifecycle_lock:
+        racer.close()

@@ -1,0 +1,200 @@
+// The sandbox `javascript` job commands run in: evaluated once in each V8 isolate, before any command, as
+// `(<this function>)(maxLines, maxLineChars)`. It defines one global, `__tubeway` (frozen, not writable):
+//   run(command, paramsJson): compile `command` as the body of `function (params)` and call it; answers
+//     '[0, <result JSON>, [lines], dropped]', or '[1, "<error message>", [lines], dropped]' when it threw.
+//   post(): after a run and its promise jobs, delete the globals the run added and answer 1 when all else
+//     a command can reach is as it was before the first run, 0 when not (the isolate must be replaced).
+//   logs(): '[[lines], dropped]' of the last run, for a run stopped by a limit.
+//   check(command): compile without running; answers "" or the SyntaxError.
+// print(), console.log/info/warn/error/debug and require('@arangodb').print append to the run's lines.
+//
+// What a command can reach without making it is the global object and the builtins reachable from it
+// (or handed out by syntax and iterators). The global object and the prototypes of the language's classes
+// stay open: a command may change them, post() compares them with what they were, and a run that changed
+// one costs its isolate. Every other builtin (namespaces such as Math and JSON, constructors, functions)
+// is frozen, which keeps post() cheap; the prototypes are not, because V8's fast paths for regexps,
+// arrays, strings and promises stop applying once a prototype's shape changes.
+//
+// Everything used after setup is captured first, so a command replacing a builtin changes only its run.
+(function (maxLines, maxLineChars) {
+  'use strict';
+  const global = globalThis;
+  const {apply, ownKeys, getOwnPropertyDescriptor, getPrototypeOf, isExtensible, deleteProperty} = Reflect;
+  const FunctionCtor = Function, ErrorCtor = Error, StringCtor = String;
+  const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze, defineProperty = Object.defineProperty;
+  const regexpExec = RegExp.prototype.exec, stringSlice = String.prototype.slice, setHas = Set.prototype.has;
+
+  // Work the host schedules for later would run between runs, outside any run's limits.
+  deleteProperty(Atomics, 'waitAsync');
+  deleteProperty(global, 'FinalizationRegistry');
+  deleteProperty(global, 'WebAssembly');
+  // mini-racer's own timers (script variables: they cannot be deleted, only emptied).
+  global.setTimeout = undefined;
+  global.clearTimeout = undefined;
+  global.__timer_manager = undefined;
+  const timerClass = typeof __TimerManager === 'undefined' ? undefined : __TimerManager;
+
+  // -- what a run prints ----------------------------------------------------------------------------------
+  let lines = [];
+  let dropped = 0;
+
+  function text(value) {
+    if (typeof value === 'string') return value;
+    try {
+      if (value === undefined || typeof value === 'function' || typeof value === 'symbol'
+          || typeof value === 'bigint' || value instanceof ErrorCtor) {
+        return StringCtor(value);
+      }
+      const json = stringify(value);
+      return json === undefined ? StringCtor(value) : json;
+    } catch (e) {
+      try { return StringCtor(value); } catch (e2) { return '[unprintable]'; }
+    }
+  }
+
+  function print(...values) {
+    let line = '';
+    for (let i = 0; i < values.length; i++) line += (i ? ' ' : '') + text(values[i]);
+    if (lines.length < maxLines) lines[lines.length] = apply(stringSlice, line, [0, maxLineChars]);
+    else dropped++;
+  }
+
+  const arangodb = freeze({print});  // reachable only through require(), so frozen here
+  function require(name) {
+    if (name === '@arangodb') return arangodb;
+    throw new ErrorCtor(`Cannot find module '${name}'`);
+  }
+
+  for (const name of ['log', 'info', 'warn', 'error', 'debug']) console[name] = print;
+  global.print = print;
+  global.require = require;
+
+  function logsJson() {
+    return stringify(lines) + ',' + dropped;
+  }
+
+  // -- runs -----------------------------------------------------------------------------------------------
+  function run(command, paramsJson) {
+    lines = [];
+    dropped = 0;
+    apply(regexpExec, /(?:)/, ['']);  // clears RegExp.$1 ... and RegExp.input left by the last run
+    let json;
+    try {
+      const fn = new FunctionCtor('params', command);
+      json = stringify(apply(fn, undefined, [paramsJson === undefined ? undefined : parse(paramsJson)]));
+    } catch (error) {
+      return '[1,' + stringify(text(error)) + ',' + logsJson() + ']';
+    }
+    return '[0,' + (json === undefined ? 'null' : json) + ',' + logsJson() + ']';
+  }
+
+  function check(command) {
+    try {
+      new FunctionCtor('params', command);
+      return '';
+    } catch (error) {
+      return text(error);
+    }
+  }
+
+  function logs() {
+    return '[' + logsJson() + ']';
+  }
+
+  // -- the baseline and post() ----------------------------------------------------------------------------
+  const open = [];  // per open object: the object, its prototype, its key count, then key, value, get, set, flags
+  const globalKeys = new Set();
+
+  function openPrototypes() {
+    const classes = [Object, Function, Array, String, RegExp, Number, Boolean, Symbol, BigInt, Promise, Map, Set,
+                     WeakMap, WeakSet, WeakRef, Date, ArrayBuffer, SharedArrayBuffer, DataView, getPrototypeOf(Int8Array),
+                     Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+                     Float32Array, Float64Array, BigInt64Array, BigUint64Array, Error, EvalError, RangeError,
+                     ReferenceError, SyntaxError, TypeError, URIError, AggregateError];
+    for (const name of ['Float16Array', 'Iterator', 'SuppressedError', 'DisposableStack', 'AsyncDisposableStack']) {
+      if (typeof global[name] === 'function') classes.push(global[name]);
+    }
+    const found = new Set(hiddenPrototypes());
+    for (const C of classes) found.add(C.prototype);
+    return found;
+  }
+
+  function hiddenPrototypes() {
+    const makers = [() => function* () {}, () => async function () {}, () => async function* () {},
+                    () => getPrototypeOf((function* () {})()), () => getPrototypeOf((async function* () {})()),
+                    () => [][Symbol.iterator](),
+                    () => ''[Symbol.iterator](), () => new Map()[Symbol.iterator](), () => new Set()[Symbol.iterator](),
+                    () => /a/[Symbol.matchAll](''), () => [][Symbol.iterator]().map((x) => x),
+                    () => Iterator.from({next() {}})];
+    const found = [];
+    for (const make of makers) {
+      try { found.push(getPrototypeOf(make())); } catch (e) { /* not in this V8 */ }
+    }
+    return found;
+  }
+
+  function flags(descriptor) {
+    return (descriptor.writable ? 1 : 0) | (descriptor.enumerable ? 2 : 0) | (descriptor.configurable ? 4 : 0);
+  }
+
+  function record() {
+    const seen = new Set(), openSet = openPrototypes();
+    const pending = [global, timerClass, ...openSet];
+    while (pending.length) {
+      const object = pending.pop();
+      if ((typeof object !== 'object' && typeof object !== 'function') || object === null || seen.has(object)) {
+        continue;
+      }
+      seen.add(object);
+      const keys = ownKeys(object), entry = [object, getPrototypeOf(object), keys.length];
+      for (const key of keys) {
+        const d = getOwnPropertyDescriptor(object, key);
+        entry.push(key, d.value, d.get, d.set, flags(d));
+        pending.push(d.value, d.get, d.set);
+      }
+      pending.push(entry[1]);
+      if (object === global || openSet.has(object)) open.push(entry);
+      else freeze(object);
+    }
+    for (const key of ownKeys(global)) globalKeys.add(key);
+  }
+
+  function unchanged(entry) {
+    const object = entry[0];
+    if (getPrototypeOf(object) !== entry[1] || !isExtensible(object) || ownKeys(object).length !== entry[2]) {
+      return false;
+    }
+    for (let j = 3; j < entry.length; j += 5) {
+      const d = getOwnPropertyDescriptor(object, entry[j]);
+      if (d === undefined || d.get !== entry[j + 2] || d.set !== entry[j + 3] || flags(d) !== entry[j + 4]) {
+        return false;
+      }
+      const value = d.value, expected = entry[j + 1];
+      if (value !== expected && (value === value || expected === expected)) return false;  // NaN stays NaN
+    }
+    return true;
+  }
+
+  function dropNewGlobals() {
+    const keys = ownKeys(global);
+    for (let i = 0; i < keys.length; i++) {
+      if (!apply(setHas, globalKeys, [keys[i]]) && !deleteProperty(global, keys[i])) return false;
+    }
+    return true;
+  }
+
+  function post() {
+    // mini-racer's timer class is a script binding, not a global property: a command could reassign it.
+    if (!dropNewGlobals() || (typeof __TimerManager === 'undefined' ? undefined : __TimerManager) !== timerClass) {
+      return 0;
+    }
+    for (let i = 0; i < open.length; i++) {
+      if (!unchanged(open[i])) return 0;
+    }
+    return 1;
+  }
+
+  const api = {run, post, logs, check};
+  defineProperty(global, '__tubeway', {value: api, writable: false, enumerable: false, configurable: false});
+  record();
+})
