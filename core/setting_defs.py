@@ -164,6 +164,8 @@ SETTINGS = (
       "stopped.", minimum=16 * 1024 * 1024),
     S("js_concurrency", 2, "int", "`javascript` runs one worker process makes at once (each thread has a V8 "
       "isolate of its own).", minimum=1),
+    S("arangodb_databases", [], "list", "Databases the ArangoDB tasks API knows besides `_system` (each one a queue "
+      "of the namespace `arangodb`)."),
     S("log_level", "INFO", "str", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     S("config", None, "str", "TOML file of settings (keys are setting names).", optional=True),
 )
