@@ -36,11 +36,12 @@ def test_every_listed_dialect_ships_and_gives_routes():
     modules = app.dialect_modules()
     assert [m.__name__.rsplit(".", 1)[1] for m in modules] == list(app.DIALECTS)
     patterns = [rule[0] for rule in app.collect_routes(SimpleNamespace(), None)]
-    for path in ("/api/v1/jobs", "/jobs", "/want_job", "/task", "/fraction", "/metrics"):
+    for path in ("/api/v1/jobs", "/jobs", "/want_job", "/task", "/fraction", "/metrics", "/_api/tasks",
+                 "/_db/_system/_api/tasks/7/"):
         assert any(re.fullmatch(pattern, path) for pattern in patterns), path
 
 
-@pytest.mark.parametrize("missing", ["arangodb", "broken"])
+@pytest.mark.parametrize("missing", ["no_such_dialect", "broken"])
 def test_a_listed_dialect_that_does_not_import_is_an_error(monkeypatch, broken_dialect, missing):
     name = broken_dialect if missing == "broken" else missing
     monkeypatch.setattr(app, "DIALECTS", ("native", name, "queue_task"))
@@ -50,10 +51,10 @@ def test_a_listed_dialect_that_does_not_import_is_an_error(monkeypatch, broken_d
 
 
 def test_the_front_end_refuses_to_start_without_a_listed_dialect(monkeypatch, no_serving, capsys):
-    monkeypatch.setattr(app, "DIALECTS", ("native", "arangodb"))
+    monkeypatch.setattr(app, "DIALECTS", ("native", "no_such_dialect"))
     code = cli.main(["http", "--http", "127.0.0.1:1", "--http-processes", "1"])
     assert (code, no_serving) == (2, [])
-    assert "tubeway.broker.http.arangodb failed to import" in capsys.readouterr().err
+    assert "tubeway.broker.http.no_such_dialect failed to import" in capsys.readouterr().err
 
 
 def test_the_front_end_starts_with_the_real_list(no_serving):
