@@ -73,7 +73,8 @@ class Schedules:
         first = first_due(now, spec["offset"])
         record = self.store.insert({
             "id": schedule_id, "namespace": namespace, "queue": template["queue"], "job": template,
-            "period": spec["period"], "offset": spec["offset"], "policy": spec["policy"], "created_at": now,
+            "period": spec["period"], "offset": spec["offset"], "policy": spec["policy"],
+            "id_label": spec.get("id_label"), "created_at": now,
             "first_run_at": first, "next_run_at": first, "running": None, "last_run": None, "runs": 0,
             "updated_at": now,
         })
@@ -114,7 +115,10 @@ class Schedules:
 
     def _fire(self, schedule, now):
         template = schedule["job"]
-        spec = dict(template, labels={**template["labels"], RUN_LABEL: schedule["id"]})
+        labels = {**template["labels"], RUN_LABEL: schedule["id"]}
+        if schedule.get("id_label"):
+            labels[schedule["id_label"]] = schedule["id"]
+        spec = dict(template, labels=labels)
         [run_id], _ = self.jobs.submit([spec])
         self.store.update(schedule["seq"], running=run_id, last_run=run_id, runs=schedule["runs"] + 1,
                           next_run_at=due_after_fire(schedule, now), updated_at=now)

@@ -10,6 +10,8 @@ A *schedule spec* is what a client sends; :func:`normalize_schedule` checks it:
 * ``period``: seconds between runs, a number > 0; None means run once, after which the
   schedule is removed (its run stays, an ordinary job).
 * ``offset``: seconds from creation to the first run (default 0).
+* ``id_label``: optional, the name of a label each run also carries holding the schedule's
+  id (the ArangoDB tasks' ``task_id``), besides ``schedule``.
 * ``policy``: when the next run is due. ``every``: at the first due time plus a whole
   number of periods, the first such time after the run fired (slots missed, while the
   broker was down or a run overran, make one run, not one each). ``after_end``:
@@ -26,7 +28,7 @@ from tubeway.core.job import MAX_NAME, normalize_spec, storable
 
 POLICIES = ("every", "after_end")
 DEFAULT_POLICY = "every"
-SCHEDULE_FIELDS = ("id", "job", "period", "offset", "policy")
+SCHEDULE_FIELDS = ("id", "job", "period", "offset", "policy", "id_label")
 #: The label every run carries, holding its schedule's id.
 RUN_LABEL = "schedule"
 #: Largest period and offset, in seconds (about 31 years).
@@ -78,8 +80,20 @@ def normalize_schedule(spec, normalize_job=normalize_spec):
         policy = DEFAULT_POLICY
     if policy not in POLICIES:
         raise ValidationError(f"'policy' must be one of {', '.join(POLICIES)}", "policy")
-    return {"id": schedule_id, "job": _template(spec.get("job"), normalize_job), "period": period,
-            "offset": 0.0 if offset is None else offset, "policy": policy}
+    template = _template(spec.get("job"), normalize_job)
+    return {"id": schedule_id, "job": template, "period": period,
+            "offset": 0.0 if offset is None else offset, "policy": policy,
+            "id_label": _id_label(spec.get("id_label"), template)}
+
+
+def _id_label(value, template):
+    """The ``id_label`` of a spec: None, or a label name neither the broker's nor the template's."""
+    if value is None:
+        return None
+    check_schedule_id(value, "id_label")
+    if value == RUN_LABEL or value in template["labels"]:
+        raise ValidationError(f"'id_label' must name a label neither '{RUN_LABEL}' nor one of the job's", "id_label")
+    return value
 
 
 def _template(job, normalize_job):

@@ -2,7 +2,8 @@
 
 A task is a broker schedule in the namespace ``arangodb`` whose queue is the task's
 database. Its template is a ``javascript`` job holding the raw command and the
-``params``; the task's ``name`` is kept as the template's label ``task_name``. The
+``params``; the task's ``name`` is kept as the template's label ``task_name``, and each run
+is labelled ``task_id`` (the schedule's ``id_label``) as well as ``schedule``. The
 schedule's own fields give the rest: ``created`` is its ``created_at``, ``period`` and
 ``offset`` are its own, a schedule without a period is a ``timed`` task (run once, then
 removed by the broker). The policy is ``after_end``: the next run is due ``period``
@@ -20,6 +21,8 @@ SYSTEM_DATABASE = "_system"
 DEFAULT_NAME = "user-defined task"
 #: The template label holding the task's name.
 NAME_LABEL = "task_name"
+#: The label each run carries holding its task's id (besides the broker's ``schedule``).
+ID_LABEL = "task_id"
 #: Longest name a label holds.
 MAX_TASK_NAME = 1000
 POLICY = "after_end"
@@ -113,7 +116,8 @@ def schedule_spec(body, database, task_id, command):
         payload["params"] = body["params"]
     job = {"namespace": NAMESPACE, "queue": database, "kind": KIND, "payload": payload,
            "labels": {NAME_LABEL: name_of(body)}}
-    return {"id": task_id, "job": job, "period": period_of(body), "offset": offset_of(body), "policy": POLICY}
+    return {"id": task_id, "job": job, "period": period_of(body), "offset": offset_of(body), "policy": POLICY,
+            "id_label": ID_LABEL}
 
 
 def task_object(record):

@@ -1,7 +1,7 @@
 """The native API's schedules: ``/api/v1/schedules`` to create and list, ``/api/v1/schedules/<id>`` to read and delete.
 
 A schedule is sent in :mod:`tubeway.core.schedule`'s words (``id``, ``job``,
-``period``, ``offset``, ``policy``) and read back as the broker's record. Ids are
+``period``, ``offset``, ``policy``, ``id_label``) and read back as the broker's record. Ids are
 unique per namespace: reading or deleting one takes ``?namespace=`` (default
 ``default``). Errors are the native API's ``{"error": message, ...details}``.
 """

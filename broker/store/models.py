@@ -80,7 +80,8 @@ class Schedule(BaseModel):
     """A schedule: a job template run every ``period`` seconds or once (see :mod:`tubeway.core.schedule`).
 
     ``next_run_at`` is when the next run is due; ``running`` the id of its run not yet
-    ended (none fires meanwhile), ``last_run`` that of the latest run, ``runs`` how many fired.
+    ended (none fires meanwhile), ``last_run`` that of the latest run, ``runs`` how many fired,
+    ``id_label`` the extra label each run carries holding the schedule's id (or null).
     """
 
     seq = pw.BigAutoField()
@@ -98,6 +99,7 @@ class Schedule(BaseModel):
     last_run = pw.CharField(max_length=36, null=True)
     runs = pw.BigIntegerField(default=0)
     updated_at = pw.DoubleField()
+    id_label = pw.CharField(max_length=200, null=True)
 
     class Meta:
         table_name = "tubeway_schedule"

@@ -174,6 +174,9 @@ def test_a_timed_task_runs_once_then_vanishes_and_its_run_stays_in_the_native_ap
     [run] = poll_until(lambda: done_runs(server, task["id"]), what="the timed task's run")
     assert run["state"] == "done" and run["result"] == 42 and run["logs"] == ["ran 41"]
     assert run["kind"] == "javascript" and run["queue"] == "timed"
+    assert run["labels"] == {"schedule": task["id"], "task_id": task["id"], "task_name": "user-defined task"}
+    found = server.get("/api/v1/jobs", params={"namespace": "arangodb", "label": f"task_id:{task['id']}"})
+    assert [job["id"] for job in found.json()["jobs"]] == [run["id"]]
     poll_until(lambda: server.get(f"{tasks('timed')}/{task['id']}").status_code == 404, what="the task gone")
     error_of(server.get(f"{tasks('timed')}/{task['id']}"), 404, 1852)
     assert server.get(tasks("timed")).json() == []

@@ -76,6 +76,16 @@ def test_a_schedule_fires_on_time_and_its_runs_are_done_by_workers(running, clie
     worker.close()
 
 
+def test_an_id_label_is_set_on_every_run_and_survives_in_the_record(running, client):
+    worker = ScriptedWorker(running.endpoint)
+    schedule = add(client, id="tagged", period=None, id_label="task_id", job={"kind": "echo", "labels": {"a": "b"}})
+    assert schedule["id_label"] == "task_id" and client.get_schedule("tagged")["id_label"] == "task_id"
+    run = worker.jobs(1)[0]
+    assert run["labels"] == {"a": "b", "schedule": "tagged", "task_id": "tagged"}
+    worker.finish(run, result=None)
+    worker.close()
+
+
 def test_runs_never_overlap_and_overrun_slots_make_one_run(running, client):
     worker = ScriptedWorker(running.endpoint)
     add(client, id="s", period=0.2)

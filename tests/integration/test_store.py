@@ -168,3 +168,11 @@ def test_opening_a_database_of_an_older_version_adds_the_new_columns(db_url, db)
     [record] = insert(Store(reopened), spec(kind="echo"))
     assert Store(reopened).get(record["id"])["origin"] is None
     reopened.close()
+
+
+def test_a_schedule_table_without_id_label_gets_it(db_url, db):
+    db.execute_sql('ALTER TABLE "tubeway_schedule" DROP COLUMN "id_label"')
+    db.close()
+    reopened = open_database(db_url)
+    assert "id_label" in {column.name for column in reopened.get_columns("tubeway_schedule")}
+    reopened.close()

@@ -22,7 +22,7 @@ def test_a_body_becomes_an_after_end_schedule_of_a_javascript_job():
     job = spec["job"]
     assert (job["namespace"], job["queue"], job["kind"]) == ("arangodb", "db1", "javascript")
     assert job["payload"] == {"command": "return params.a", "params": {"a": 1}}
-    assert job["labels"] == {"task_name": "n"}
+    assert job["labels"] == {"task_name": "n"} and spec["id_label"] == "task_id"
 
 
 def test_defaults_timed_and_no_params():

@@ -63,6 +63,11 @@ def test_defaults_and_normalized_template():
     assert spec["job"] == normalize_spec({"kind": "echo", "queue": "q", "payload": {"a": 1}})
 
 
+def test_id_label_names_an_extra_run_label():
+    assert normalize_schedule({"job": {"kind": "echo"}})["id_label"] is None
+    assert normalize_schedule({"job": {"kind": "echo"}, "id_label": "task_id"})["id_label"] == "task_id"
+
+
 def test_period_null_means_run_once():
     assert normalize_schedule({"job": {"kind": "echo"}, "period": None, "offset": 3})["period"] is None
 
@@ -91,6 +96,10 @@ def test_period_null_means_run_once():
     ({"job": {"kind": "echo"}, "id": "a\x00b"}, "id"),
     ({"job": {"kind": "echo", "queue": "a\x00"}}, "job.queue"),
     ({"job": {"kind": "echo", 1: 2}}, "job"),
+    ({"job": {"kind": "echo"}, "id_label": ""}, "id_label"),
+    ({"job": {"kind": "echo"}, "id_label": 5}, "id_label"),
+    ({"job": {"kind": "echo"}, "id_label": RUN_LABEL}, "id_label"),
+    ({"job": {"kind": "echo", "labels": {"mine": "x"}}, "id_label": "mine"}, "id_label"),
 ])
 def test_invalid_specs_name_the_field(body, field):
     with pytest.raises(ValidationError) as error:
