@@ -111,7 +111,10 @@ def test_every_route_with_and_without_the_database_prefix(server):
 def test_a_task_object_is_arangodbs(server):
     body = {"name": "SampleTask", "command": "return params.foo", "params": {"foo": "bar"}, "period": 2,
             "offset": 3600}
-    task = server.post(tasks("routes"), json=body).json()
+    created = server.post(tasks("routes"), json=body)
+    task = created.json()
+    # Byte for byte what a later GET returns (python-arango-async and pyArango compare raw bodies).
+    assert server.get(f"{tasks('routes')}/{task['id']}").content == created.content
     assert list(task) == ["id", "name", "created", "type", "period", "offset", "command", "database"]
     assert task["name"] == "SampleTask" and task["type"] == "periodic" and task["period"] == 2
     assert task["offset"] == 3600 and task["database"] == "routes"
@@ -231,3 +234,16 @@ def test_auth_takes_basic_and_lower_case_bearer(server):
         response = requests.get(url, headers={"Authorization": header}, timeout=10)
         assert response.status_code == 200 and response.json() == [], header
     assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.postgres
+def test_on_postgresql_create_equals_get_and_a_timed_task_runs(cluster, postgres_url):
+    cluster.up("--processes", "1", "--db", postgres_url)
+    created = cluster.put("/_api/tasks/pg", json={"name": "pg", "command": "return params * 2", "params": 21,
+                                                  "offset": 0.2})
+    assert created.status_code == 200, created.text
+    periodic = cluster.post("/_api/tasks", json={"command": "return 1", "period": 60, "offset": 3600})
+    assert cluster.get(f"/_api/tasks/{periodic.json()['id']}").content == periodic.content
+    [run] = poll_until(lambda: done_runs(cluster, "pg"), what="the run on PostgreSQL")
+    assert run["result"] == 42
+    poll_until(lambda: cluster.get("/_api/tasks/pg").status_code == 404, what="the timed task gone")
