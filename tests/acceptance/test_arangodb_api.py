@@ -210,6 +210,11 @@ def test_params_reach_the_command_and_a_throw_is_a_failed_run(server):
     throws = server.post(tasks("params"), json={"command": "throw new Error('boom')"}).json()
     [run] = poll_until(lambda: done_runs(server, throws["id"]), what="the failing run")
     assert run["state"] == "failed" and "boom" in run["error"]
+    # A periodic task goes on after a run that throws.
+    server.put(f"{tasks('params')}/throws-often", json={"command": "throw new Error('again')", "period": 0.2})
+    runs = poll_until(lambda: done_runs(server, "throws-often", 2), what="two failed runs")
+    assert all(run["state"] == "failed" and "again" in run["error"] for run in runs)
+    assert server.delete(f"{tasks('params')}/throws-often").status_code == 200
 
 
 def test_a_task_deleted_before_its_offset_never_runs(server):
