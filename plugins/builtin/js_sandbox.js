@@ -20,6 +20,7 @@
   'use strict';
   const global = globalThis;
   const {apply, ownKeys, getOwnPropertyDescriptor, getPrototypeOf, isExtensible, deleteProperty} = Reflect;
+  const objectKeys = Object.keys, symbolsOf = Object.getOwnPropertySymbols;
   const FunctionCtor = Function, ErrorCtor = Error, StringCtor = String;
   const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze, defineProperty = Object.defineProperty;
   const regexpExec = RegExp.prototype.exec, stringSlice = String.prototype.slice, setHas = Set.prototype.has;
@@ -102,7 +103,10 @@
   }
 
   // -- the baseline and post() ----------------------------------------------------------------------------
-  const open = [];  // per open object: the object, its prototype, its key count, then key, value, get, set, flags
+  // Per open object: the object, its prototype, its numbers of keys, of enumerable string keys and of symbols,
+  // then per property: key, value, getter, setter, flags.
+  const open = [];
+  const FIRST = 5;
   const globalKeys = new Set();
 
   function openPrototypes() {
@@ -146,7 +150,8 @@
         continue;
       }
       seen.add(object);
-      const keys = ownKeys(object), entry = [object, getPrototypeOf(object), keys.length];
+      const keys = ownKeys(object);
+      const entry = [object, getPrototypeOf(object), keys.length, objectKeys(object).length, symbolsOf(object).length];
       for (const key of keys) {
         const d = getOwnPropertyDescriptor(object, key);
         entry.push(key, d.value, d.get, d.set, flags(d));
@@ -159,20 +164,56 @@
     for (const key of ownKeys(global)) globalKeys.add(key);
   }
 
-  function unchanged(entry) {
+  // Without defineProperty and its kin, a command cannot turn a property into an accessor, hide one or change
+  // its attributes, so post() may read values, which is cheap, instead of comparing descriptors. A run that
+  // called one of them (on anything) gets the full comparison.
+  let redefined = false;
+  function watch(object, name) {
+    const original = object[name];
+    object[name] = {[name](...args) { redefined = true; return apply(original, this, args); }}[name];
+    defineProperty(object[name], 'length', {value: original.length});
+  }
+  watch(Object, 'defineProperty');
+  watch(Object, 'defineProperties');
+  watch(Reflect, 'defineProperty');
+  watch(Object.prototype, '__defineGetter__');
+  watch(Object.prototype, '__defineSetter__');
+
+  function sameShape(entry) {
     const object = entry[0];
-    if (getPrototypeOf(object) !== entry[1] || !isExtensible(object) || ownKeys(object).length !== entry[2]) {
-      return false;
-    }
-    for (let j = 3; j < entry.length; j += 5) {
-      const d = getOwnPropertyDescriptor(object, entry[j]);
-      if (d === undefined || d.get !== entry[j + 2] || d.set !== entry[j + 3] || flags(d) !== entry[j + 4]) {
-        return false;
+    return getPrototypeOf(object) === entry[1] && isExtensible(object) && objectKeys(object).length === entry[3]
+      && symbolsOf(object).length === entry[4];
+  }
+
+  function sameValues(entry) {
+    const object = entry[0];
+    for (let j = FIRST; j < entry.length; j += 5) {
+      const expected = entry[j + 1];
+      if (entry[j + 2] !== undefined || entry[j + 3] !== undefined || expected === undefined) {
+        if (!sameProperty(object, entry, j)) return false;
+      } else {
+        const value = object[entry[j]];
+        if (value !== expected && (value === value || expected === expected)) return false;  // NaN stays NaN
       }
-      const value = d.value, expected = entry[j + 1];
-      if (value !== expected && (value === value || expected === expected)) return false;  // NaN stays NaN
     }
     return true;
+  }
+
+  function sameDescriptors(entry) {
+    if (ownKeys(entry[0]).length !== entry[2]) return false;
+    for (let j = FIRST; j < entry.length; j += 5) {
+      if (!sameProperty(entry[0], entry, j)) return false;
+    }
+    return true;
+  }
+
+  function sameProperty(object, entry, j) {
+    const d = getOwnPropertyDescriptor(object, entry[j]);
+    if (d === undefined || d.get !== entry[j + 2] || d.set !== entry[j + 3] || flags(d) !== entry[j + 4]) {
+      return false;
+    }
+    const value = d.value, expected = entry[j + 1];
+    return value === expected || (value !== value && expected !== expected);
   }
 
   function dropNewGlobals() {
@@ -183,15 +224,29 @@
     return true;
   }
 
-  function post() {
+  function clean() {
     // mini-racer's timer class is a script binding, not a global property: a command could reassign it.
     if (!dropNewGlobals() || (typeof __TimerManager === 'undefined' ? undefined : __TimerManager) !== timerClass) {
-      return 0;
+      return false;
     }
     for (let i = 0; i < open.length; i++) {
-      if (!unchanged(open[i])) return 0;
+      if (!sameShape(open[i])) return false;  // every prototype first, so reading a value meets no stranger
     }
-    return 1;
+    const same = redefined ? sameDescriptors : sameValues;
+    for (let i = 0; i < open.length; i++) {
+      if (!same(open[i])) return false;
+    }
+    return true;
+  }
+
+  function post() {
+    try {
+      return clean() ? 1 : 0;
+    } catch (error) {
+      return 0;
+    } finally {
+      redefined = false;
+    }
   }
 
   const api = {run, post, logs, check};

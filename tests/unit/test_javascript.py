@@ -158,6 +158,27 @@ def test_a_prototype_changed_by_one_run_is_pristine_in_the_next(pm):
         ["undefined", "a", "function", "undefined"]
 
 
+@pytest.mark.parametrize("change, probe, pristine", [
+    ("Object.defineProperty(Array.prototype, 'map', {get() { return () => 'spy'; }, configurable: true})",
+     "[1].map(x => x)", [1]),
+    ("String.prototype.__defineGetter__('trim', () => () => 'spy')", "' a '.trim()", "a"),
+    ("Array.prototype[Symbol.for('stash')] = 'secret'", "[][Symbol.for('stash')] === undefined", True),
+    ("class Leak { constructor() { return Object.prototype; } }; class Field extends Leak { stash = 1 }; new Field()",
+     "({}).stash === undefined", True),
+    ("Object.defineProperty(Object.prototype, 'stash', {value: 1, enumerable: false})", "({}).stash === undefined",
+     True),
+    ("Object.setPrototypeOf(Map.prototype, {stash: 1})", "new Map().stash === undefined", True),
+    ("Object.freeze(Array.prototype)", "Object.isFrozen(Array.prototype)", False),
+    ("delete Error.prototype.name", "new Error('x').toString()", "Error: x"),
+    ("Number.prototype.toFixed = () => 'spy'", "(1).toFixed(1)", "1.0"),
+    ("globalThis.Map = null", "typeof Map", "function"),
+    ("Object.defineProperty(globalThis, 'Set', {get() { return 'spy'; }})", "typeof Set", "function"),
+])
+def test_whatever_a_run_changes_in_reach_is_pristine_for_the_next(pm, change, probe, pristine):
+    run(pm, change)
+    assert result(pm, f"return {probe}") == pristine
+
+
 def test_promise_jobs_cannot_leave_state_for_the_next_run(pm):
     assert result(pm, "Promise.resolve().then(() => { globalThis.late = 1; String.prototype.trim = null; });"
                       "return 1") == 1
