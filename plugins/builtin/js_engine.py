@@ -18,11 +18,14 @@ crashes making two at once on different threads. V8 cannot survive a fork: the f
 in a process starts V8 there, and a process forked after that refuses to make isolates
 (:class:`V8Unavailable`).
 """
+import json
 import os
 import queue
 import threading
 import time
 from importlib import resources
+
+import orjson
 
 #: Seconds between looks at a run's cancellation while it runs.
 POLL_SECONDS = 0.1
@@ -77,13 +80,43 @@ def start_v8():
                                 "a forked process cannot run JavaScript")
 
 
+def to_json(value):
+    """``value`` as JSON text, which is valid JavaScript too (a string becomes a string literal)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # a lone surrogate, which orjson refuses and JavaScript takes escaped
+        return json.dumps(value)
+
+
+def from_json(text):
+    """JSON text the sandbox answered, in which JavaScript may have left lone surrogates (made U+FFFD here)."""
+    if not isinstance(text, str):
+        raise EngineError(f"the sandbox answered {type(text).__name__}, not JSON text")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _well_formed(json.loads(text))
+
+
+def _well_formed(value):
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
+    if isinstance(value, dict):
+        return {_well_formed(key): _well_formed(item) for key, item in value.items()}
+    return value
+
+
 class Isolate:
     """A V8 isolate with the sandbox loaded: :meth:`eval` with limits, :meth:`close` when done.
 
     ``lock`` is for callers sharing it between threads. ``broken`` is set once a call was
     stopped: the isolate should then be closed and replaced (it may hold a run's garbage
     or a pending termination); ``responsive`` is cleared when V8 did not even answer the
-    stop, and the isolate must not be called again.
+    stop, and the isolate must not be called again. ``quiet_by`` and ``memory`` are the
+    owner's: when the last run's promise jobs must be done (``time.monotonic()``), and
+    the heap limit they run under.
     """
 
     def __init__(self, max_lines, max_line_chars):
@@ -98,6 +131,8 @@ class Isolate:
         self.lock = threading.Lock()
         self.broken = False
         self.responsive = True
+        self.quiet_by = None
+        self.memory = 0
         self.eval(f"({SANDBOX_JS})({int(max_lines)}, {int(max_line_chars)})", SETUP_SECONDS)
 
     def eval(self, code, seconds, memory=0, cancelled=None):
