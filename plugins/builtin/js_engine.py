@@ -2,8 +2,9 @@
 
 mini-racer 0.14 gives each ``MiniRacer`` its own isolate, one V8 context in it, and a
 thread of its own that runs every task on that isolate in turn. It has no way to make a
-second context in an isolate, and making an isolate costs about 4 ms, so one is kept per
-job thread and each run starts from a clean state that :file:`js_sandbox.js` checks (see
+second context in an isolate (V8's ShadowRealm needs a host hook it does not set), and an
+isolate with the sandbox loaded costs about 15 ms to make, so one is kept per job thread
+and each run starts from a clean state that ``js_sandbox.js`` checks (see
 :mod:`tubeway.plugins.builtin.js_runtime`).
 
 :meth:`Isolate.eval` talks to mini-racer's context object directly (its ``_ctx``: the
@@ -13,10 +14,9 @@ costs about 400 µs of CPU per call, against 100 µs here. The queue answers tas
 order they were sent, so one isolate must be driven by one thread at a time (the callers
 hold a lock or own the isolate). pyproject.toml pins mini-racer below 0.15 for this.
 
-Isolates are made and freed one at a time in a process (``_lifecycle_lock``): mini-racer
-crashes making two at once on different threads. V8 cannot survive a fork: the first isolate
-in a process starts V8 there, and a process forked after that refuses to make isolates
-(:class:`V8Unavailable`).
+V8 must be started on a process's main thread (:func:`start_v8`): started on another
+thread, mini-racer crashes when isolates are made later. Nor does V8 survive a fork: a
+process forked after V8 started in it refuses to make isolates (:class:`V8Unavailable`).
 """
 import json
 import os
@@ -39,7 +39,6 @@ SANDBOX_JS = resources.files(__package__).joinpath("js_sandbox.js").read_text(en
 
 _v8_lock = threading.Lock()
 _v8_pid = None
-_lifecycle_lock = threading.Lock()
 
 
 class V8Unavailable(RuntimeError):
@@ -123,8 +122,7 @@ class Isolate:
         start_v8()
         from py_mini_racer import MiniRacer
 
-        with _lifecycle_lock:
-            self._racer = MiniRacer()
+        self._racer = MiniRacer()
         ctx = self._racer._ctx
         self._dll, self._id, self._answers = ctx._dll, ctx._ctx, ctx._non_cancelable_mr_task_results_queue
         self._to_handle, self._to_python = ctx._python_to_value_handle, ctx._value_handle_to_python
@@ -181,6 +179,10 @@ class Isolate:
             self.responsive = False
         raise Stopped(reason)
 
+    def memory_exhausted(self):
+        """True when V8 stopped something for the heap limit since the last call set it (promise jobs, say)."""
+        return self._racer is not None and self._racer.was_hard_memory_limit_reached()
+
     @property
     def closed(self):
         """True once :meth:`close` was called."""
@@ -192,11 +194,6 @@ class Isolate:
         if racer is None:
             return
         if self.responsive:
-            _close(racer)
+            racer.close()
         else:
-            threading.Thread(target=_close, args=(racer,), name="js-isolate-close", daemon=True).start()
-
-
-def _close(racer):
-    with _lifecycle_lock:
-        racer.close()
+            threading.Thread(target=racer.close, name="js-isolate-close", daemon=True).start()

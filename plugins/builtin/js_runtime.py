@@ -114,6 +114,10 @@ def _salvage(isolate):
 
 def _thread_isolate():
     isolate = getattr(_local, "isolate", None)
+    if isolate is not None and not isolate.closed:
+        with isolate.lock:
+            if isolate.memory_exhausted():  # the last run's promise jobs ran out of memory
+                _retire(isolate)
     if isolate is None or isolate.closed:
         global _made
         isolate = _local.isolate = Isolate(MAX_LOG_LINES - 1, MAX_LOG_LINE)
@@ -186,6 +190,8 @@ def _check_idle(isolate):
             return
         isolate.quiet_by = None
         try:
+            if isolate.memory_exhausted():
+                raise Stopped("memory")
             isolate.eval("0", QUICK_SECONDS, isolate.memory)
         except (Stopped, EngineError):
             _retire(isolate)

@@ -40,8 +40,8 @@ def run(pm, command, timeout=None, cancelled=False, settings=SETTINGS, **payload
     return execute_job(pm, job, context)
 
 
-def result(pm, command, **payload):
-    record = run(pm, command, **payload)
+def result(pm, command, settings=SETTINGS, **payload):
+    record = run(pm, command, settings=settings, **payload)
     assert record["state"] == "done", record["error"]
     return record["result"]
 
@@ -124,6 +124,12 @@ def test_promise_jobs_still_running_at_the_limit_are_stopped_when_no_run_comes(p
     assert result(pm, "Promise.resolve().then(() => { while (true) {} }); return 'returned'") == "returned"
     poll_until(lambda: js_runtime.isolate_counts()[0] == held - 1, timeout=10, what="the held isolate closed")
     assert result(pm, "return 'next'") == "next"
+
+
+def test_a_memory_bomb_in_promise_jobs_costs_its_isolate_not_the_next_run(pm):
+    assert result(pm, "Promise.resolve().then(() => { const a = []; while (true) a.push(new Array(10000).fill(1)); });"
+                      "return 'returned'", settings=LONGER) == "returned"
+    assert result(pm, "return [1, 2].map(x => x * 2)", settings=LONGER) == [2, 4]
 
 
 def test_promise_jobs_within_the_limit_run_before_the_next_run(pm):
