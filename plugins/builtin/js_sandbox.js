@@ -254,8 +254,6 @@
 
   function step(command, paramsJson) {
     startedAt = dateNow();
-    lines = [];
-    dropped = 0;
     return post() === 1 ? run(command, paramsJson) : '[2]';
   }
 
