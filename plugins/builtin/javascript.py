@@ -99,7 +99,7 @@ def _stopped(outcome, context, seconds, memory):
 def run_javascript(payload, context):
     """Run a ``javascript`` payload within the limits; log what it printed; return its result or raise."""
     seconds, memory = _limits(context)
-    params = js_runtime.to_json(payload["params"]) if "params" in payload else None
+    params = js_engine.to_json(payload["params"]) if "params" in payload else None
     outcome = js_runtime.run_command(payload["command"], params, seconds, memory, context.cancelled)
     for line in outcome.lines:
         context.log(line)

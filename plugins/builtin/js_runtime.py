@@ -12,6 +12,8 @@ not start. An isolate stopped by a limit is closed too. The last run's promise j
 given until its time limit: while no run comes, :class:`_Reaper` checks them then.
 """
 import atexit
+import contextlib
+import itertools
 import threading
 import time
 from typing import NamedTuple
@@ -27,6 +29,7 @@ QUICK_SECONDS = 0.5
 LATE_START_SHARE = 0.1
 
 _local = threading.local()
+_tokens = itertools.count(1)
 _lock = threading.Lock()
 _isolates = set()
 _made = 0
@@ -57,21 +60,26 @@ def run_command(command, params_json, seconds, memory, cancelled=None):
     ``seconds`` and ``memory`` (bytes) bound the run; ``cancelled`` (a ``threading.Event``)
     stops it early. Raises EngineError when V8 fails in a way no command should cause.
     """
-    code = f"__tubeway.step({to_json(command)}, {'undefined' if params_json is None else to_json(params_json)})"
+    token = next(_tokens)
+    code = (f"__tubeway.step({to_json(command)}, {'undefined' if params_json is None else to_json(params_json)}, "
+            f"{token})")
     try:
-        return _run(_thread_isolate(), code, seconds, memory, cancelled)
+        return _run(code, token, seconds, memory, cancelled)
     except _Again:
-        return _run(_thread_isolate(), code, seconds, memory, cancelled, last_try=True)
+        try:
+            return _run(code, token, seconds, memory, cancelled, last_try=True)
+        except _Again:
+            raise EngineError("a fresh isolate could not run the command") from None
 
 
-def _run(isolate, code, seconds, memory, cancelled, last_try=False):
-    with isolate.lock:
+def _run(code, token, seconds, memory, cancelled, last_try=False):
+    with _locked_isolate() as isolate:
         isolate.quiet_by = None
         submitted = time.time()
         try:
             answer = from_json(isolate.eval(code, seconds, memory, cancelled))
         except Stopped as stop:
-            return _stopped(isolate, stop.reason, seconds, submitted, last_try)
+            return _stopped(isolate, stop.reason, token, seconds, submitted, last_try)
         except EngineError:
             _retire(isolate)  # a stop left pending by the last run's promise jobs, say
             if last_try:
@@ -87,29 +95,41 @@ def _run(isolate, code, seconds, memory, cancelled, last_try=False):
     return Outcome(status != 0, value, lines, dropped)
 
 
-def _stopped(isolate, reason, seconds, submitted, last_try):
-    lines, dropped, started_at = _salvage(isolate)
+def _stopped(isolate, reason, token, seconds, submitted, last_try):
+    lines, dropped, started_at, started_token = _salvage(isolate)
     _retire(isolate)
-    never_started = not isolate.responsive or started_at is None
-    late = started_at is not None and started_at / 1000 - submitted > seconds * LATE_START_SHARE
-    if reason == "time" and not last_try and (never_started or late):
+    if started_token != token:  # V8 never got to it: the last run's promise jobs held the isolate
+        lines, dropped = [], 0
+    late = started_token != token or started_at / 1000 - submitted > seconds * LATE_START_SHARE
+    if reason == "time" and late and not last_try:
         raise _Again()
     return Outcome(False, None, lines, dropped, reason)
 
 
 def _salvage(isolate):
-    """``(lines, dropped, started_at)`` of a stopped run, when its isolate can still tell them."""
+    """``(lines, dropped, started_at, token)`` of the last step on a stopped isolate, when it can still tell."""
     # A second try, because the memory monitor may stop V8 once more after the run ended: the
     # first call then takes that stop.
     for _ in range(2):
         if not isolate.responsive:
             break
         try:
-            lines, dropped, started_at = from_json(isolate.eval("__tubeway.logs()", QUICK_SECONDS))
-            return lines, dropped, started_at
+            lines, dropped, started_at, token = from_json(isolate.eval("__tubeway.logs()", QUICK_SECONDS))
+            return lines, dropped, started_at, token
         except (Stopped, EngineError):
             continue
-    return [], 0, None
+    return [], 0, None, None
+
+
+@contextlib.contextmanager
+def _locked_isolate():
+    """This thread's isolate, locked (one the reaper closed meanwhile is replaced)."""
+    while True:
+        isolate = _thread_isolate()
+        with isolate.lock:
+            if not isolate.closed:
+                yield isolate
+                return
 
 
 def _thread_isolate():

@@ -1,11 +1,12 @@
 // The sandbox `javascript` job commands run in: evaluated once in each V8 isolate, before any command, as
 // `(<this function>)(maxLines, maxLineChars)`. It defines one global, `__tubeway` (frozen, not writable):
-//   step(command, paramsJson): post(), then, if it found all clean, run(command, paramsJson); else '[2]'.
+//   step(command, paramsJson, token): post(), then, if it found all clean, run(command, paramsJson); else '[2]'.
 //   run(command, paramsJson): compile `command` as the body of `function (params)` and call it; answers
 //     '[0, <result JSON>, [lines], dropped]', or '[1, "<error message>", [lines], dropped]' when it threw.
 //   post(): delete the globals the last run (and its promise jobs) added and answer 1 when all else a
 //     command can reach is as it was before the first run, 0 when not (the isolate must be replaced).
-//   logs(): '[[lines], dropped, startedAt]' of the last step (Date.now() at its start), for a stopped run.
+//   logs(): '[[lines], dropped, startedAt, token]' of the last step (Date.now() at its start, the token it
+//     was given), for a stopped run.
 //   check(command): compile without running; answers "" or the SyntaxError.
 // print(), console.log/info/warn/error/debug and require('@arangodb').print append to the run's lines.
 //
@@ -41,6 +42,7 @@
   let lines = [];
   let dropped = 0;
   let startedAt = 0;
+  let stepToken = 0;
 
   function text(value) {
     if (typeof value === 'string') return value;
@@ -102,7 +104,7 @@
   }
 
   function logs() {
-    return '[' + logsJson() + ',' + startedAt + ']';
+    return '[' + logsJson() + ',' + startedAt + ',' + stepToken + ']';
   }
 
   // -- the baseline and post() ----------------------------------------------------------------------------
@@ -252,8 +254,9 @@
     }
   }
 
-  function step(command, paramsJson) {
+  function step(command, paramsJson, token) {
     startedAt = dateNow();
+    stepToken = token;
     return post() === 1 ? run(command, paramsJson) : '[2]';
   }
 
