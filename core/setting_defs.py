@@ -158,8 +158,8 @@ SETTINGS = (
     S("schedule_keep_runs", 100, "int", "Ended runs each schedule keeps (older ones are deleted as new ones end).",
       minimum=1),
     S("fraction_fanout", 64, "int", "Most child jobs one step of a fraction creates.", minimum=2),
-    S("js_time_limit", 30.0, "float", "Seconds one `javascript` run may take (promise jobs included) before it is "
-      "stopped.", minimum=0.001),
+    S("js_time_limit", 30.0, "float", "Seconds one `javascript` run (and the promise jobs it leaves) may take "
+      "before it is stopped.", minimum=0.001),
     S("js_memory_limit", 128 * 1024 * 1024, "int", "Bytes of V8 heap one `javascript` run may use before it is "
       "stopped.", minimum=16 * 1024 * 1024),
     S("js_concurrency", 2, "int", "`javascript` runs one worker process makes at once (each thread has a V8 "

@@ -10,11 +10,12 @@ cycle in it fails the run. ``print(...)``, ``console.log/info/warn/error/debug(.
 ``require('@arangodb').print(...)`` add a line to the job's logs. There is no file, network,
 process or module access: ``require`` knows only ``@arangodb``, and there are no timers.
 
-Each run starts from a clean state: the globals a run adds are deleted after it, a run that
-changed a prototype of the language's classes costs its isolate, and every other builtin is
-frozen (see :mod:`tubeway.plugins.builtin.js_runtime` and ``js_sandbox.js``). A run stops
+Each run starts from a clean state: the globals earlier runs added are deleted before it, a
+run that changed a prototype of the language's classes costs its isolate, and every other
+builtin is frozen (see :mod:`tubeway.plugins.builtin.js_runtime` and ``js_sandbox.js``). A run stops
 after ``js_time_limit`` seconds (or the job's timeout, if sooner) and when its heap passes
-``js_memory_limit`` bytes; its promise jobs count toward both. Throwing, not compiling or
+``js_memory_limit`` bytes; the promise jobs it leaves run after it returns (the result is
+what it returned), until its time limit at most. Throwing, not compiling or
 hitting a limit fails the attempt with the engine's message (:class:`JavaScriptError`,
 :class:`JavaScriptLimit`); the worker process goes on. Runs are CPU-bound, so the kind has
 threads of its own (``js_concurrency`` per worker process), each with its own isolate.
@@ -25,7 +26,7 @@ compiling on the front end's event loop would hold up every other request.
 """
 from tubeway import hookimpl
 from tubeway.core.errors import ValidationError
-from tubeway.plugins.builtin import js_engine, js_runtime
+from tubeway.plugins.builtin import js_check, js_engine, js_runtime
 from tubeway.plugins.hookspecs import JobKind
 
 KIND = "javascript"
@@ -59,7 +60,7 @@ def check_javascript(command, settings=None):
     ``js_engine.start_v8()`` on the main thread first). Bounded by ``js_memory_limit`` and 5 s.
     """
     memory = getattr(settings, "js_memory_limit", None) or DEFAULT_MEMORY_LIMIT
-    return js_runtime.compile_error(command, CHECK_SECONDS, memory)
+    return js_check.compile_error(command, CHECK_SECONDS, memory)
 
 
 def validate_payload(payload):
@@ -98,7 +99,7 @@ def _stopped(outcome, context, seconds, memory):
 def run_javascript(payload, context):
     """Run a ``javascript`` payload within the limits; log what it printed; return its result or raise."""
     seconds, memory = _limits(context)
-    params = js_runtime.to_json(payload["params"]) if "params" in payload else None
+    params = js_engine.to_json(payload["params"]) if "params" in payload else None
     outcome = js_runtime.run_command(payload["command"], params, seconds, memory, context.cancelled)
     for line in outcome.lines:
         context.log(line)

@@ -2,8 +2,9 @@
 
 mini-racer 0.14 gives each ``MiniRacer`` its own isolate, one V8 context in it, and a
 thread of its own that runs every task on that isolate in turn. It has no way to make a
-second context in an isolate, and making an isolate costs about 4 ms, so one is kept per
-job thread and each run starts from a clean state that :file:`js_sandbox.js` checks (see
+second context in an isolate (V8's ShadowRealm needs a host hook it does not set), and an
+isolate with the sandbox loaded costs about 15 ms to make, so one is kept per job thread
+and each run starts from a clean state that ``js_sandbox.js`` checks (see
 :mod:`tubeway.plugins.builtin.js_runtime`).
 
 :meth:`Isolate.eval` talks to mini-racer's context object directly (its ``_ctx``: the
@@ -13,16 +14,18 @@ costs about 400 µs of CPU per call, against 100 µs here. The queue answers tas
 order they were sent, so one isolate must be driven by one thread at a time (the callers
 hold a lock or own the isolate). pyproject.toml pins mini-racer below 0.15 for this.
 
-Isolates are made and freed one at a time in a process (``_lifecycle_lock``): mini-racer
-crashes making two at once on different threads. V8 cannot survive a fork: the first isolate
-in a process starts V8 there, and a process forked after that refuses to make isolates
-(:class:`V8Unavailable`).
+V8 must be started on a process's main thread (:func:`start_v8`): started on another
+thread, mini-racer crashes when isolates are made later. Nor does V8 survive a fork: a
+process forked after V8 started in it refuses to make isolates (:class:`V8Unavailable`).
 """
+import json
 import os
 import queue
 import threading
 import time
 from importlib import resources
+
+import orjson
 
 #: Seconds between looks at a run's cancellation while it runs.
 POLL_SECONDS = 0.1
@@ -36,7 +39,6 @@ SANDBOX_JS = resources.files(__package__).joinpath("js_sandbox.js").read_text(en
 
 _v8_lock = threading.Lock()
 _v8_pid = None
-_lifecycle_lock = threading.Lock()
 
 
 class V8Unavailable(RuntimeError):
@@ -77,27 +79,58 @@ def start_v8():
                                 "a forked process cannot run JavaScript")
 
 
+def to_json(value):
+    """``value`` as JSON text, which is valid JavaScript too (a string becomes a string literal)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # a lone surrogate, which orjson refuses and JavaScript takes escaped
+        return json.dumps(value)
+
+
+def from_json(text):
+    """JSON text the sandbox answered, in which JavaScript may have left lone surrogates (made U+FFFD here)."""
+    if not isinstance(text, str):
+        raise EngineError(f"the sandbox answered {type(text).__name__}, not JSON text")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _well_formed(json.loads(text))
+
+
+def _well_formed(value):
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
+    if isinstance(value, dict):
+        return {_well_formed(key): _well_formed(item) for key, item in value.items()}
+    return value
+
+
 class Isolate:
     """A V8 isolate with the sandbox loaded: :meth:`eval` with limits, :meth:`close` when done.
 
     ``lock`` is for callers sharing it between threads. ``broken`` is set once a call was
     stopped: the isolate should then be closed and replaced (it may hold a run's garbage
     or a pending termination); ``responsive`` is cleared when V8 did not even answer the
-    stop, and the isolate must not be called again.
+    stop, and the isolate must not be called again. ``quiet_by`` and ``memory`` are the
+    owner's: when the last run's promise jobs must be done (``time.monotonic()``), and
+    the heap limit they run under.
     """
 
     def __init__(self, max_lines, max_line_chars):
         start_v8()
         from py_mini_racer import MiniRacer
 
-        with _lifecycle_lock:
-            self._racer = MiniRacer()
+        self._racer = MiniRacer()
         ctx = self._racer._ctx
         self._dll, self._id, self._answers = ctx._dll, ctx._ctx, ctx._non_cancelable_mr_task_results_queue
         self._to_handle, self._to_python = ctx._python_to_value_handle, ctx._value_handle_to_python
         self.lock = threading.Lock()
         self.broken = False
         self.responsive = True
+        self.quiet_by = None
+        self.memory = 0
         self.eval(f"({SANDBOX_JS})({int(max_lines)}, {int(max_line_chars)})", SETUP_SECONDS)
 
     def eval(self, code, seconds, memory=0, cancelled=None):
@@ -146,6 +179,10 @@ class Isolate:
             self.responsive = False
         raise Stopped(reason)
 
+    def memory_exhausted(self):
+        """True when V8 stopped something for the heap limit since the last call set it (promise jobs, say)."""
+        return self._racer is not None and self._racer.was_hard_memory_limit_reached()
+
     @property
     def closed(self):
         """True once :meth:`close` was called."""
@@ -157,11 +194,6 @@ class Isolate:
         if racer is None:
             return
         if self.responsive:
-            _close(racer)
+            racer.close()
         else:
-            threading.Thread(target=_close, args=(racer,), name="js-isolate-close", daemon=True).start()
-
-
-def _close(racer):
-    with _lifecycle_lock:
-        racer.close()
+            threading.Thread(target=racer.close, name="js-isolate-close", daemon=True).start()

@@ -1,39 +1,38 @@
-"""Where ``javascript`` commands run and compile: an isolate per job thread, one for compile checks.
+"""Where ``javascript`` commands run: an isolate per job thread, made clean before each run.
 
 Each job thread of a worker process gets its own :class:`~.js_engine.Isolate` the first
-time it runs a command (so after the fork), and keeps it: runs on different threads never
-wait on each other, and each run has its isolate's heap, and so ``js_memory_limit``, to
-itself. A run is two calls: :func:`run_command` calls the sandbox's ``run``, then its
-``post``, which comes after the promise jobs the command left (they count toward its time
-limit), deletes the globals the run added and reports whether it changed any builtin. An
-isolate whose run changed a builtin, or was stopped by a limit, is closed and the thread
-makes a fresh one for its next run, so nothing one run defines is seen by the next.
+time it runs a command (so after the fork) and keeps it: runs on different threads never
+wait on each other, and each run has its isolate's heap, so ``js_memory_limit``, to itself.
 
-The compile check has an isolate of its own per process, behind a lock. Isolates are
-closed at shutdown (and at exit): an interpreter finalizing with one still open can hang.
+A run is one call, the sandbox's ``step``: it first checks that the last run (and the
+promise jobs it left, which V8 runs right after it) changed nothing it may not, then runs
+the command. A run that finds its isolate changed, or held by the last run's promise jobs
+past that run's time limit, is made again on a fresh isolate, and so is one that V8 could
+not start. An isolate stopped by a limit is closed too. The last run's promise jobs are
+given until its time limit: while no run comes, :class:`_Reaper` checks them then.
 """
 import atexit
-import json
+import contextlib
+import itertools
 import threading
 import time
 from typing import NamedTuple
 
-import orjson
-
-from tubeway.plugins.builtin.js_engine import EngineError, Isolate, Stopped
+from tubeway.plugins.builtin import js_check
+from tubeway.plugins.builtin.js_engine import EngineError, Isolate, Stopped, from_json, to_json
 from tubeway.workers.executor import MAX_LOG_LINE, MAX_LOG_LINES
 
-#: Seconds a run's promise jobs get at least, even when the run itself used up its time limit.
-POST_GRACE_SECONDS = 0.5
-#: Seconds V8 gets to hand over the log lines of a run it stopped.
-SALVAGE_SECONDS = 1.0
+#: Seconds V8 gets to hand over the log lines of a run it stopped, or to show that an idle isolate is free.
+QUICK_SECONDS = 0.5
+#: A run stopped by its time limit after starting this late (a share of the limit) is run again on a fresh
+#: isolate: the last run's promise jobs took its time.
+LATE_START_SHARE = 0.1
 
 _local = threading.local()
-_registry_lock = threading.Lock()
+_tokens = itertools.count(1)
+_lock = threading.Lock()
 _isolates = set()
 _made = 0
-_checker_lock = threading.Lock()
-_checker = None
 
 
 class Outcome(NamedTuple):
@@ -50,119 +49,177 @@ class Outcome(NamedTuple):
     stopped: str | None = None
 
 
-def _new_isolate():
-    global _made
-    isolate = Isolate(MAX_LOG_LINES - 1, MAX_LOG_LINE)
-    with _registry_lock:
-        _isolates.add(isolate)
-        _made += 1
-    return isolate
-
-
-def _retire(isolate):
-    with _registry_lock:
-        _isolates.discard(isolate)
-    if getattr(_local, "isolate", None) is isolate:
-        _local.isolate = None
-    isolate.close()
-
-
-def _thread_isolate():
-    isolate = getattr(_local, "isolate", None)
-    if isolate is None or isolate.closed:
-        isolate = _local.isolate = _new_isolate()
-    return isolate
-
-
-def to_json(value):
-    """``value`` as JSON text, which is valid JavaScript too (a string becomes a string literal)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # a lone surrogate, which orjson refuses and JavaScript takes escaped
-        return json.dumps(value)
-
-
-def _loads(text):
-    """An answer of the sandbox: JSON in which JavaScript may have left lone surrogates (made U+FFFD here)."""
-    if not isinstance(text, str):
-        raise EngineError(f"the sandbox answered {type(text).__name__}, not JSON text")
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return _well_formed(json.loads(text))
-
-
-def _well_formed(value):
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_well_formed(item) for item in value]
-    if isinstance(value, dict):
-        return {_well_formed(key): _well_formed(item) for key, item in value.items()}
-    return value
+class _Again(Exception):
+    """The run did not get a fair go on its isolate: run it again on a fresh one."""
 
 
 def run_command(command, params_json, seconds, memory, cancelled=None):
     """Run ``command`` on this thread's isolate and return its :class:`Outcome`.
 
     ``params_json`` is the JSON text of ``params`` (None leaves ``params`` undefined);
-    ``seconds`` and ``memory`` (bytes) bound the run, promise jobs included;
-    ``cancelled`` (a ``threading.Event``) stops it early. Raises EngineError when V8
-    fails in a way no command should cause.
+    ``seconds`` and ``memory`` (bytes) bound the run; ``cancelled`` (a ``threading.Event``)
+    stops it early. Raises EngineError when V8 fails in a way no command should cause.
     """
-    isolate = _thread_isolate()
-    code = f"__tubeway.run({to_json(command)}, {'undefined' if params_json is None else to_json(params_json)})"
-    with isolate.lock:
-        started = time.monotonic()
+    token = next(_tokens)
+    code = (f"__tubeway.step({to_json(command)}, {'undefined' if params_json is None else to_json(params_json)}, "
+            f"{token})")
+    try:
+        return _run(code, token, seconds, memory, cancelled)
+    except _Again:
         try:
-            answer = _loads(isolate.eval(code, seconds, memory, cancelled))
-            left = max(POST_GRACE_SECONDS, seconds - (time.monotonic() - started))
-            clean = isolate.eval("__tubeway.post()", left, memory, cancelled)
+            return _run(code, token, seconds, memory, cancelled, last_try=True)
+        except _Again:
+            raise EngineError("a fresh isolate could not run the command") from None
+
+
+def _run(code, token, seconds, memory, cancelled, last_try=False):
+    with _locked_isolate() as isolate:
+        isolate.quiet_by = None
+        submitted = time.time()
+        try:
+            answer = from_json(isolate.eval(code, seconds, memory, cancelled))
         except Stopped as stop:
-            lines, dropped = _salvage(isolate)
-            _retire(isolate)
-            return Outcome(False, None, lines, dropped, stop.reason)
+            return _stopped(isolate, stop.reason, token, seconds, submitted, last_try)
         except EngineError:
+            _retire(isolate)  # a stop left pending by the last run's promise jobs, say
+            if last_try:
+                raise
+            raise _Again() from None
+        if answer == [2]:
             _retire(isolate)
-            raise
-        if clean != 1:
-            _retire(isolate)
+            raise _Again()
+        isolate.quiet_by = quiet_by = time.monotonic() + seconds
+        isolate.memory = memory
+    _reaper.due(quiet_by)
     status, value, lines, dropped = answer
     return Outcome(status != 0, value, lines, dropped)
 
 
+def _stopped(isolate, reason, token, seconds, submitted, last_try):
+    lines, dropped, started_at, started_token = _salvage(isolate)
+    _retire(isolate)
+    if started_token != token:  # V8 never got to it: the last run's promise jobs held the isolate
+        lines, dropped = [], 0
+    late = started_token != token or started_at / 1000 - submitted > seconds * LATE_START_SHARE
+    if reason == "time" and late and not last_try:
+        raise _Again()
+    return Outcome(False, None, lines, dropped, reason)
+
+
 def _salvage(isolate):
-    """The lines a stopped run printed, when its isolate can still tell them."""
+    """``(lines, dropped, started_at, token)`` of the last step on a stopped isolate, when it can still tell."""
     # A second try, because the memory monitor may stop V8 once more after the run ended: the
     # first call then takes that stop.
     for _ in range(2):
         if not isolate.responsive:
             break
         try:
-            return _loads(isolate.eval("__tubeway.logs()", SALVAGE_SECONDS))
+            lines, dropped, started_at, token = from_json(isolate.eval("__tubeway.logs()", QUICK_SECONDS))
+            return lines, dropped, started_at, token
         except (Stopped, EngineError):
             continue
-    return [], 0
+    return [], 0, None, None
 
 
-def compile_error(command, seconds, memory):
-    """The SyntaxError compiling ``command`` as a function body gives, or None; it never runs.
+@contextlib.contextmanager
+def _locked_isolate():
+    """This thread's isolate, locked (one the reaper closed meanwhile is replaced)."""
+    while True:
+        isolate = _thread_isolate()
+        with isolate.lock:
+            if not isolate.closed:
+                yield isolate
+                return
 
-    Thread-safe: checks in one process share one isolate, one at a time. Returns a
-    message too when compiling passes ``seconds`` or ``memory`` bytes.
+
+def _thread_isolate():
+    isolate = getattr(_local, "isolate", None)
+    if isolate is not None and not isolate.closed:
+        with isolate.lock:
+            if isolate.memory_exhausted():  # the last run's promise jobs ran out of memory
+                _retire(isolate)
+    if isolate is None or isolate.closed:
+        global _made
+        isolate = _local.isolate = Isolate(MAX_LOG_LINES - 1, MAX_LOG_LINE)
+        with _lock:
+            _isolates.add(isolate)
+            _made += 1
+    return isolate
+
+
+def _retire(isolate):
+    with _lock:
+        _isolates.discard(isolate)
+    isolate.close()
+
+
+class _Reaper:
+    """A thread that looks at idle isolates once their last run's time limit is up.
+
+    If the run's promise jobs still hold the isolate then, it is closed, which stops them.
+    Under load the next run on the thread does this first, and the reaper wakes about once
+    per time limit to find nothing to do.
     """
-    global _checker
-    with _checker_lock:
-        if _checker is None:
-            _checker = Isolate(1, 1)
+
+    def __init__(self):
+        self._wake = threading.Condition(_lock)
+        self._thread = None
+        self._generation = 0
+        self._next = None
+
+    def due(self, when):
+        """A run ended whose promise jobs must be done by ``when`` (``time.monotonic()``)."""
+        with _lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, args=(self._generation,), name="js-reaper",
+                                                daemon=True)
+                self._thread.start()
+            if self._next is None or when < self._next:
+                self._next = when
+                self._wake.notify()
+
+    def stop(self):
+        """End the thread (at shutdown; a later run starts a new one)."""
+        with _lock:
+            self._generation += 1
+            self._thread = self._next = None
+            self._wake.notify()
+
+    def _loop(self, generation):
+        while True:
+            with _lock:
+                while True:
+                    if generation != self._generation:
+                        return
+                    now = time.monotonic()
+                    times = [i.quiet_by for i in _isolates if i.quiet_by is not None]
+                    due = [i for i in _isolates if i.quiet_by is not None and i.quiet_by <= now]
+                    if due:
+                        break
+                    self._next = min(times) if times else None
+                    self._wake.wait(None if self._next is None else self._next - now)
+            for isolate in due:
+                _check_idle(isolate)
+
+
+def _check_idle(isolate):
+    if not isolate.lock.acquire(blocking=False):
+        return  # a run has it: that run checks it
+    try:
+        if isolate.quiet_by is None or isolate.closed:
+            return
+        isolate.quiet_by = None
         try:
-            return _checker.eval(f"__tubeway.check({to_json(command)})", seconds, memory) or None
-        except Stopped as stop:
-            checker, _checker = _checker, None
-            checker.close()
-            if stop.reason == "memory":
-                return f"compiling the command needs more than {memory} bytes of memory"
-            return f"compiling the command took longer than {seconds:g} s"
+            if isolate.memory_exhausted():
+                raise Stopped("memory")
+            isolate.eval("0", QUICK_SECONDS, isolate.memory)
+        except (Stopped, EngineError):
+            _retire(isolate)
+    finally:
+        isolate.lock.release()
+
+
+_reaper = _Reaper()
 
 
 def close_all(timeout=5.0):
@@ -170,19 +227,10 @@ def close_all(timeout=5.0):
 
     A busy isolate (a run its thread did not stop) is left as it is.
     """
-    global _checker
     deadline = time.monotonic() + timeout
-    busy = 0
-    if _checker_lock.acquire(timeout=timeout):
-        try:
-            if _checker is not None:
-                _checker.close()
-                _checker = None
-        finally:
-            _checker_lock.release()
-    else:
-        busy += 1
-    with _registry_lock:
+    _reaper.stop()
+    busy = 0 if js_check.close(timeout) else 1
+    with _lock:
         isolates = list(_isolates)
         _isolates.clear()
     for isolate in isolates:
@@ -201,5 +249,5 @@ atexit.register(close_all)
 
 def isolate_counts():
     """``(held, made)``: isolates this process holds for job threads now, and has made in all."""
-    with _registry_lock:
+    with _lock:
         return len(_isolates), _made

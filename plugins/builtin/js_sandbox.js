@@ -1,10 +1,12 @@
 // The sandbox `javascript` job commands run in: evaluated once in each V8 isolate, before any command, as
 // `(<this function>)(maxLines, maxLineChars)`. It defines one global, `__tubeway` (frozen, not writable):
+//   step(command, paramsJson, token): post(), then, if it found all clean, run(command, paramsJson); else '[2]'.
 //   run(command, paramsJson): compile `command` as the body of `function (params)` and call it; answers
 //     '[0, <result JSON>, [lines], dropped]', or '[1, "<error message>", [lines], dropped]' when it threw.
-//   post(): after a run and its promise jobs, delete the globals the run added and answer 1 when all else
-//     a command can reach is as it was before the first run, 0 when not (the isolate must be replaced).
-//   logs(): '[[lines], dropped]' of the last run, for a run stopped by a limit.
+//   post(): delete the globals the last run (and its promise jobs) added and answer 1 when all else a
+//     command can reach is as it was before the first run, 0 when not (the isolate must be replaced).
+//   logs(): '[[lines], dropped, startedAt, token]' of the last step (Date.now() at its start, the token it
+//     was given), for a stopped run.
 //   check(command): compile without running; answers "" or the SyntaxError.
 // print(), console.log/info/warn/error/debug and require('@arangodb').print append to the run's lines.
 //
@@ -24,6 +26,7 @@
   const FunctionCtor = Function, ErrorCtor = Error, StringCtor = String;
   const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze, defineProperty = Object.defineProperty;
   const regexpExec = RegExp.prototype.exec, stringSlice = String.prototype.slice, setHas = Set.prototype.has;
+  const dateNow = Date.now;
 
   // Work the host schedules for later would run between runs, outside any run's limits.
   deleteProperty(Atomics, 'waitAsync');
@@ -38,6 +41,8 @@
   // -- what a run prints ----------------------------------------------------------------------------------
   let lines = [];
   let dropped = 0;
+  let startedAt = 0;
+  let stepToken = 0;
 
   function text(value) {
     if (typeof value === 'string') return value;
@@ -99,7 +104,7 @@
   }
 
   function logs() {
-    return '[' + logsJson() + ']';
+    return '[' + logsJson() + ',' + startedAt + ',' + stepToken + ']';
   }
 
   // -- the baseline and post() ----------------------------------------------------------------------------
@@ -249,7 +254,13 @@
     }
   }
 
-  const api = {run, post, logs, check};
+  function step(command, paramsJson, token) {
+    startedAt = dateNow();
+    stepToken = token;
+    return post() === 1 ? run(command, paramsJson) : '[2]';
+  }
+
+  const api = {step, run, post, logs, check};
   defineProperty(global, '__tubeway', {value: api, writable: false, enumerable: false, configurable: false});
   record();
 })
