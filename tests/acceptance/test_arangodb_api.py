@@ -53,7 +53,7 @@ def error_of(response, status, error_num):
 
 def runs_of(server, task_id):
     """The native API's jobs that are runs of the task ``task_id``."""
-    response = server.get("/api/v1/jobs", params={"namespace": "arangodb", "label": f"schedule:{task_id}"})
+    response = server.get("/api/v1/jobs", params={"namespace": "arangodb", "label": f"task_id:{task_id}"})
     assert response.status_code == 200, response.text
     return response.json()["jobs"]
 
