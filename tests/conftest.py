@@ -3,11 +3,11 @@
 Markers (also declared in pyproject.toml): ``acceptance``, ``integration``,
 ``postgres``, ``torture``, ``perf`` (deselected by default; ``make bench`` runs the benchmarks).
 """
-import socket
 
 import pytest
 
 from pgschema import postgres_schema
+from ports import find_free_port
 
 
 MARKERS = {
@@ -17,25 +17,6 @@ MARKERS = {
     "perf": "benchmarks against peer job servers (run with `make bench`)",
     "torture": "kill -9 chaos with every dialect's load (TORTURE_CYCLES=100 with `make torture`)",
 }
-
-_handed_out = set()
-
-
-def pytest_configure(config):
-    for name, description in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {description}")
-
-
-def find_free_port(host="127.0.0.1"):
-    """A TCP port free on ``host`` now, never one handed out before in this test session."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = sock.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-
 
 @pytest.fixture
 def free_port():

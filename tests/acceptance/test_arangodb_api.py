@@ -4,12 +4,11 @@ One server serves the module (auth tokens configured, so every request carries o
 each test works in a database of its own, so the lists it reads hold only its tasks.
 """
 import base64
-import socket
 
 import pytest
 import requests
 
-from twkit import Cluster, poll_until
+from twkit import module_cluster, poll_until
 
 pytestmark = pytest.mark.acceptance
 
@@ -19,23 +18,12 @@ DATABASES = ("fresh", "routes", "errors", "timed", "periodic", "params", "delete
 PREFIXES = ("", "/_db/_system", "/_db/routes")
 
 
-def free_port():
-    """A port free on 127.0.0.1 now (the module's server outlives the function-scoped ``free_port`` fixture)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(xprocess, tmp_path_factory):
     """One ``tubeway up`` for the module, with a token and the test databases; stopped afterwards."""
-    cluster = Cluster(xprocess, tmp_path_factory.mktemp("arangodb"), free_port)
-    cluster.tokens = [TOKEN]
-    try:
-        cluster.up("--processes", "1", "--auth-token", TOKEN, "--arangodb-databases", ",".join(DATABASES))
+    with module_cluster(xprocess, tmp_path_factory.mktemp("arangodb"), TOKEN, "--processes", "1",
+                        "--arangodb-databases", ",".join(DATABASES)) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def tasks(database):

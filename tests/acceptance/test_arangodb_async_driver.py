@@ -6,12 +6,11 @@ reaches every route under ``/_db/<name>/`` and creates a task with a chosen id b
 ``asyncio.run`` and opens its own client inside it, so no session outlives its event loop.
 """
 import asyncio
-import socket
 import uuid
 
 import pytest
 
-from twkit import Cluster, poll_until
+from twkit import module_cluster, poll_until
 
 arangoasync = pytest.importorskip("arangoasync")
 from arangoasync.auth import Auth  # noqa: E402
@@ -26,23 +25,12 @@ TOKEN = "async-driver-secret"
 TEST_CMD = 'require("@arangodb").print(params);'
 
 
-def free_port():
-    """A port free on 127.0.0.1 now (the module's server outlives the function-scoped ``free_port`` fixture)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(xprocess, tmp_path_factory):
     """One ``tubeway up`` for the module, with an auth token; stopped afterwards."""
-    cluster = Cluster(xprocess, tmp_path_factory.mktemp("arangodb-async-driver"), free_port)
-    cluster.tokens = [TOKEN]
-    try:
-        cluster.up("--processes", "1", "--auth-token", TOKEN)
+    with module_cluster(xprocess, tmp_path_factory.mktemp("arangodb-async-driver"), TOKEN,
+                        "--processes", "1") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def with_db(server, work, database="_system", username="root", password=TOKEN):

@@ -3,12 +3,11 @@
 The driver sends Basic auth (user ``root``, the password checked against the API
 tokens) and reaches every route under ``/_db/<name>/``.
 """
-import socket
 import uuid
 
 import pytest
 
-from twkit import Cluster, poll_until
+from twkit import module_cluster, poll_until
 
 arango = pytest.importorskip("arango")
 from arango.exceptions import TaskCreateError, TaskDeleteError, TaskGetError, TaskListError  # noqa: E402
@@ -20,23 +19,12 @@ DB_NAME = "driver_db"
 TEST_CMD = "require('@arangodb').print(params);"
 
 
-def free_port():
-    """A port free on 127.0.0.1 now (the module's server outlives the function-scoped ``free_port`` fixture)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(xprocess, tmp_path_factory):
     """One ``tubeway up`` for the module, with a token and the database ``driver_db``; stopped afterwards."""
-    cluster = Cluster(xprocess, tmp_path_factory.mktemp("arangodb-driver"), free_port)
-    cluster.tokens = [TOKEN]
-    try:
-        cluster.up("--processes", "1", "--auth-token", TOKEN, "--arangodb-databases", DB_NAME)
+    with module_cluster(xprocess, tmp_path_factory.mktemp("arangodb-driver"), TOKEN, "--processes", "1",
+                        "--arangodb-databases", DB_NAME) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")

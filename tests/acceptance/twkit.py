@@ -1,4 +1,5 @@
 """Real Tubeway processes for acceptance tests, started and stopped with pytest-xprocess."""
+import contextlib
 import itertools
 import os
 import signal
@@ -10,6 +11,7 @@ import requests
 from xprocess import ProcessStarter
 
 from polling import poll_until  # noqa: F401 - tests import it from here
+from ports import find_free_port
 
 from tubeway.core.client import BrokerClient
 from tubeway.core.errors import BrokerUnavailable
@@ -141,6 +143,18 @@ class Cluster:
 
     def delete(self, path, **kwargs):
         return self.request("DELETE", path, **kwargs)
+
+
+@contextlib.contextmanager
+def module_cluster(xprocess, base, token, *flags):
+    """One ``tubeway up`` with the auth token ``token`` for a whole module's tests; stopped afterwards."""
+    cluster = Cluster(xprocess, base, find_free_port)
+    cluster.tokens = [token]
+    try:
+        cluster.up("--auth-token", token, *flags)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def _alive(pid):

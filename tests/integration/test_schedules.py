@@ -22,21 +22,6 @@ from brokerkit import BrokerThread, ScriptedWorker, free_port, poll_until
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def running(db_url):
-    broker = BrokerThread(db_url).start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
-def client(running):
-    with BrokerClient(running.endpoint, timeout=5) as c:
-        yield c
-
-
 def add(client, **spec):
     spec.setdefault("job", {"kind": "echo"})
     return client.add_schedule(normalize_schedule(spec))
