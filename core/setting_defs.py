@@ -164,6 +164,14 @@ SETTINGS = (
       "stopped.", minimum=16 * 1024 * 1024),
     S("js_concurrency", 2, "int", "`javascript` runs one worker process makes at once (each thread has a V8 "
       "isolate of its own).", minimum=1),
+    S("command_time_limit", 3600.0, "float", "Seconds a `command` job's shell command may run before its process "
+      "group is killed (the job's timeout stops it sooner).", minimum=0.001),
+    S("command_kill_grace", 10.0, "float", "Seconds between SIGTERM and SIGKILL when a `command` job's process "
+      "group is ended (the command exited, was cancelled or ran out of time).", minimum=0),
+    S("command_log_max_bytes", 1024 * 1024, "int", "Bytes of a `command` job's output kept in its logs (the rest "
+      "is dropped, with a line saying how much).", minimum=0),
+    S("command_concurrency", 4, "int", "`command` jobs one worker process runs at once (on threads of the kind's "
+      "own).", minimum=1),
     S("arangodb_databases", [], "list", "Databases the ArangoDB tasks API knows besides `_system` (each one a queue "
       "of the namespace `arangodb`)."),
     S("log_level", "INFO", "str", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),

@@ -17,7 +17,7 @@ from tubeway import PROJECT_NAME
 from tubeway.broker.http import accepted_shape
 from tubeway.core.errors import ConfigError, TubewayError, UnknownKind
 from tubeway.plugins import hookspecs
-from tubeway.plugins.builtin import external, fraction, http_call, javascript, testing
+from tubeway.plugins.builtin import command, external, fraction, http_call, javascript, testing
 from tubeway.plugins.calls import call, call_order, registration_order, run_wrapped
 from tubeway.plugins.hookspecs import JobKind
 
@@ -26,7 +26,8 @@ log = logging.getLogger("tubeway.plugins")
 ENTRY_POINT_GROUP = "tubeway"
 #: Built-in plugins by name, in registration order.
 BUILTINS = (("external", external), ("testing", testing), ("callback", http_call), ("fraction", fraction),
-            ("accepted", accepted_shape), ("javascript", javascript))
+            ("accepted", accepted_shape), ("javascript", javascript),
+            ("command", command))
 #: Most threads one job kind may ask for in each worker process.
 MAX_CONCURRENCY = 1024
 

@@ -32,6 +32,10 @@ class JobCancelled(TubewayError):
     code = "cancelled"
 
 
+class PlainError(Exception):
+    """A failure whose message is the job's whole error, with no type name in front (``Exited with status 3``)."""
+
+
 class SpawnError(TubewayError):
     """A job spawned more than :data:`MAX_SPAWN` jobs, or a job spec it spawned is invalid."""
 
@@ -142,9 +146,12 @@ def timeout_message(job):
 
 
 def describe(error):
-    """An exception as a result's error: ``"ExcType: message"`` (a timeout: ``"timed out after N s"``)."""
+    """An exception as a result's error: ``"ExcType: message"`` (a timeout: ``"timed out after N s"``; a
+    :class:`PlainError`: its message alone)."""
     if isinstance(error, JobTimeout):
         return error.message
+    if isinstance(error, PlainError):
+        return str(error)
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
