@@ -217,21 +217,20 @@ def _due(job, soon):
     return job["state"] == "queued"
 
 
-def _all_schedules(client):
+def _pages(fetch, key):
+    """Every item of a listing read page by page with its keyset cursor."""
     found, cursor = [], None
     while True:
-        page = client.list_schedules(limit=1000, cursor=cursor)
-        found.extend(page["schedules"])
+        page = fetch(limit=1000, cursor=cursor)
+        found.extend(page[key])
         cursor = page["next_cursor"]
         if cursor is None:
             return found
+
+
+def _all_schedules(client):
+    return _pages(client.list_schedules, "schedules")
 
 
 def _all_jobs(client):
-    found, cursor = [], None
-    while True:
-        page = client.list_jobs(limit=1000, cursor=cursor)
-        found.extend(page["jobs"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
+    return _pages(client.list_jobs, "jobs")

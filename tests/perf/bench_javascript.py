@@ -16,7 +16,7 @@ import time
 
 import orjson
 from bench_callbacks import children, cpu_seconds
-from harness import Stack, count_label, poll, state_counts
+from harness import Stack, count_label, wait_all_done
 from report import Row
 from tubeway.core.job import normalize_spec
 from tubeway.plugins.builtin import js_engine
@@ -63,13 +63,7 @@ def drain(total):
         for first in range(0, total, BATCH):
             client.submit(specs[first:first + BATCH], timeout=60)
 
-        def all_ended():
-            counts = state_counts(client)
-            if counts.get("failed") or counts.get("cancelled"):
-                raise AssertionError(f"runs did not succeed: {counts}")
-            return counts.get("done", 0) >= total
-
-        poll(all_ended, total / MIN_RATE, f"{total} runs done", interval=POLL_SECONDS, processes=stack.processes)
+        wait_all_done(client, total, total / MIN_RATE, f"{total} runs done", stack, interval=POLL_SECONDS)
         seconds = time.perf_counter() - started
         cpu = cpu_seconds(workers) - cpu_before
     return total / seconds, cpu / total * 1000

@@ -7,7 +7,7 @@ them all ended. Run once with ``synchronous=FULL`` (the default) and once with N
 """
 import time
 
-from harness import Stack, count_label, poll, state_counts, submit_batches
+from harness import Stack, count_label, submit_batches, wait_all_done
 from report import Row
 from tubeway.core.job import normalize_spec
 
@@ -42,12 +42,6 @@ def drain(total, synchronous):
         started = time.perf_counter()
         submitting = submit_batches(client, spec, total, BATCH)
 
-        def all_ended():
-            counts = state_counts(client)
-            if counts.get("failed") or counts.get("cancelled"):
-                raise AssertionError(f"jobs did not succeed: {counts}")
-            return counts.get("done", 0) >= total
-
-        poll(all_ended, total / MIN_RATE, f"{total} jobs done", interval=POLL_SECONDS, processes=stack.processes)
+        wait_all_done(client, total, total / MIN_RATE, f"{total} jobs done", stack, interval=POLL_SECONDS)
         finished = time.perf_counter()
     return total / (finished - started), total / submitting

@@ -249,6 +249,16 @@ def state_counts(client):
     return totals
 
 
+def wait_all_done(client, total, timeout, what, stack, interval=0.05):
+    """Poll until ``total`` jobs are done; any failed or cancelled job is an error (a benchmark counts successes)."""
+    def all_done():
+        counts = state_counts(client)
+        if counts.get("failed") or counts.get("cancelled"):
+            raise AssertionError(f"{what}: not every job succeeded: {counts}")
+        return counts.get("done", 0) >= total
+    poll(all_done, timeout, what, interval=interval, processes=stack.processes)
+
+
 def count_label(n):
     """1000000 -> "1M", 250000 -> "250k", 100 -> "100"."""
     if n >= 1_000_000 and n % 100_000 == 0:
