@@ -28,6 +28,8 @@ MAX_LINE_BYTES = 10_000
 #: Seconds to drain the pipe after the group is gone (a process outside the group may hold it open).
 DRAIN_SECONDS = 1.0
 POLL_SECONDS = 0.05
+#: Seconds a SIGKILLed group may take to vanish before the run returns anyway.
+KILL_SECONDS = 2.0
 
 
 @dataclasses.dataclass
@@ -203,6 +205,9 @@ def end_group(proc, reader, grace):
         if time.monotonic() >= until:
             _signal_group(pgid, signal.SIGKILL)
             break
+        reader.pump(POLL_SECONDS)
+    dying = time.monotonic() + KILL_SECONDS  # SIGKILL is not instant: return once the group is gone
+    while group_alive(pgid) and time.monotonic() < dying:
         reader.pump(POLL_SECONDS)
     proc.wait()
 
