@@ -1,7 +1,7 @@
 """``command`` jobs through the native API on real processes: logs, exit status, cancel, and off by default."""
-import psutil
 import pytest
 
+from procs import gone
 from twkit import module_cluster, poll_until
 
 pytestmark = pytest.mark.acceptance
@@ -26,13 +26,6 @@ def submit(server, payload):
 def ended(server, job_id):
     job = server.get(f"/api/v1/jobs/{job_id}").json()
     return job if job["state"] in ("done", "failed", "cancelled") else None
-
-
-def gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_a_command_succeeds_with_its_output_as_logs(enabled):

@@ -12,6 +12,7 @@ import zmq
 from tubeway.core import protocol as p
 
 from twkit import poll_until
+from procs import alive as _alive
 
 pytestmark = pytest.mark.acceptance
 
@@ -82,13 +83,6 @@ def test_signalling_the_group_of_tubeway_up_leaves_nothing(cluster, sig):
     assert len(family) >= 4  # broker, front end, pool supervisor, workers
     os.killpg(leader, sig)
     poll_until(lambda: not any(_alive(p) for p in family), timeout=20, what="all gone")
-
-
-def _alive(pid):
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _running(cluster, job_id):

@@ -12,6 +12,7 @@ from xprocess import ProcessStarter
 
 from polling import poll_until  # noqa: F401 - tests import it from here
 from ports import find_free_port
+from procs import alive as _alive
 
 from tubeway.core.client import BrokerClient
 from tubeway.core.errors import BrokerUnavailable
@@ -157,9 +158,3 @@ def module_cluster(xprocess, base, token, *flags):
         cluster.stop()
 
 
-def _alive(pid):
-    try:
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

@@ -5,9 +5,9 @@ import threading
 import time
 from types import SimpleNamespace
 
-import psutil
 import pytest
 
+from procs import gone
 from tubeway.core.errors import JobTimeout, ValidationError
 from tubeway.plugins.builtin import command, command_process
 from tubeway.plugins.builtin.command import CommandFailed, CommandsDisabled
@@ -37,14 +37,6 @@ def run(tmp_path, payload, timeout=None, **values):
     spec = job(payload, timeout=timeout)
     pm.validate_job(spec, s)
     return execute_job(pm, spec, JobContext(spec, s))
-
-
-def gone(pid):
-    """True once ``pid`` is not a running process (a zombie awaiting its reaper counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 # Exit status, output, env, dir.
