@@ -10,7 +10,8 @@ import orjson
 
 from tubeway.core import protocol as p
 from tubeway.core.errors import JobConflict, JobNotFound, TubewayError, ValidationError
-from tubeway.core.job import STATES, storable
+from tubeway.core.job import STATES, check_metadata, storable
+from tubeway.broker.job_filters import parse_filter
 from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
 from tubeway.broker.schedule_commands import ScheduleCommands
 from tubeway.broker.store.queries import count_jobs
@@ -19,7 +20,6 @@ from tubeway.broker.store.schedules import count_schedules
 log = logging.getLogger("tubeway.broker")
 PARKED = object()
 MAX_WAIT = 3600.0
-MAX_LIST = 1000
 
 
 def count_all():
@@ -81,7 +81,7 @@ class ClientCommands:
         self.clock = clock
         self.handlers = {
             p.SUBMIT: self.submit, p.GET: self.get, p.LIST: self.list, p.QUEUES: self.queues,
-            p.RETRY: self.retry, p.CANCEL: self.cancel, p.DELETE: self.delete, p.TAKE: self.take,
+            p.RETRY: self.retry, p.CANCEL: self.cancel, p.METADATA: self.metadata, p.DELETE: self.delete, p.TAKE: self.take,
             p.UPDATE: self.update, p.WAIT: self.wait, p.HEALTH: self.health, p.METRICS: self.render_metrics,
         }
         self.handlers.update(ScheduleCommands(lifecycle.schedules).handlers)
@@ -116,31 +116,12 @@ class ClientCommands:
         return public(self.record(body))
 
     def list(self, identity, request_id, body):
-        """A page of jobs with a keyset cursor."""
-        state = body.get("state")
-        if state is not None and state not in STATES:
-            raise ValidationError(f"unknown state '{state}'", "state")
-        limit = body.get("limit") or 100
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
-            raise ValidationError(f"'limit' must be an integer from 1 to {MAX_LIST}", "limit")
-        for field in ("namespace", "queue", "kind"):
-            if body.get(field) is not None and not (isinstance(body[field], str) and storable(body[field])):
-                raise ValidationError(f"'{field}' must be a string", field)
-        labels = body.get("labels") or {}
-        if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) and storable(k + v)
-                                                   for k, v in labels.items()):
-            raise ValidationError("'labels' must map keys to strings", "labels")
-        cursor = body.get("cursor")
-        try:
-            after = int(cursor) if cursor not in (None, "") else 0
-            if not 0 <= after < 2**63:
-                raise ValueError(cursor)
-        except (TypeError, ValueError, OverflowError):
-            raise ValidationError("'cursor' is not a cursor this server gave", "cursor") from None
-        records = self.store.list(body.get("namespace"), body.get("queue"), state, labels,
-                                  limit, after, now=self.clock(), kind=body.get("kind"))
-        next_cursor = str(records[-1]["seq"]) if len(records) == limit else None
-        return {"jobs": [public(r) for r in records], "next_cursor": next_cursor}
+        """A page of jobs (see :mod:`tubeway.broker.job_filters`): with a keyset cursor, or an offset and a total."""
+        query = parse_filter(body)
+        records, total = self.store.query(query, now=self.clock())
+        full = len(records) == query.limit
+        next_cursor = str(records[-1]["seq"]) if full and query.order == "created" and not query.offset else None
+        return {"jobs": [public(r) for r in records], "next_cursor": next_cursor, "total": total}
 
     def queues(self, identity, request_id, body):
         """Counts per state of every namespace and queue (counted off the loop)."""
@@ -166,6 +147,13 @@ class ClientCommands:
             raise JobConflict(f"job {record['id']} already ended ({record['state']})")
         self.jobs.cancel(record)
         return public(record)
+
+    def metadata(self, identity, request_id, body):
+        """Change a job's labels and annotations (a ``None`` value removes its key)."""
+        record = self.record(body)
+        labels = check_metadata(body.get("labels"), "labels", removals=True)
+        annotations = check_metadata(body.get("annotations"), "annotations", removals=True)
+        return public(self.store.set_metadata(record, labels, annotations, self.clock()))
 
     def delete(self, identity, request_id, body):
         """Cancel (when not ended) and remove a job; the reply is the job as it was."""

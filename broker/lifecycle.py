@@ -157,6 +157,9 @@ class Lifecycle:
 
     def fail_or_retry(self, record, error, retry=True, logs=None, progress=None):
         """A failed attempt: retry after the job's backoff while attempts remain, else fail it."""
+        if record["state"] == "cancelling":
+            self.stopped_cancelling(record, logs, progress)
+            return
         if not retry or record["attempts"] >= record["max_attempts"]:
             self.finish(record, "failed", error=error, logs=logs, progress=progress)
             return
@@ -199,12 +202,18 @@ class Lifecycle:
 
     def give_back(self, record):
         """Queue a leased job again without counting the attempt it never began."""
+        if record["state"] == "cancelling":
+            self.stopped_cancelling(record)
+            return
         record["attempts"] = max(0, record["attempts"] - 1)
         self.store.update(record["seq"], attempts=record["attempts"])
         self.requeue(record)
 
     def completed(self, record, result):
         """A worker's ``done`` result: store its spawned jobs, then end the job or make it wait for children."""
+        if record["state"] == "cancelling":  # what it spawned is not wanted either
+            self.stopped_cancelling(record, result.get("logs"), result.get("progress"))
+            return
         spawn = result.get("spawn")
         if spawn:
             origin = record.get("origin") or record["id"]
@@ -217,11 +226,36 @@ class Lifecycle:
             self.finish(record, "done", result=result.get("result"), logs=logs, progress=progress)
 
     def cancel(self, record):
-        """Cancel a job that has not ended, and with it every job it is waiting for or has spawned."""
-        self.abort(record["id"])
-        self.finish(record, "cancelled", error="cancelled")
-        self.groups.cancelled(record["id"])
+        """Cancel a job that has not ended, and with it every job it is waiting for or has spawned.
+
+        A job a worker process runs becomes ``cancelling``: the worker is told to stop
+        it, and it ends ``cancelled`` when the worker answers that it stopped (or is lost).
+        Any other ends ``cancelled`` at once.
+        """
+        if record["state"] == "cancelling":
+            return
+        worker = self.leases.get(record["id"])
+        if record["state"] == "running" and worker is not None:
+            self._begin_cancelling(record, worker)
+        else:
+            self.abort(record["id"])
+            self.finish(record, "cancelled", error="cancelled")
+            self.groups.cancelled(record["id"])
         self.cancel_descendants(record)
+
+    def _begin_cancelling(self, record, worker):
+        now = self.clock()
+        self.store.update(record["seq"], state="cancelling", updated_at=now)
+        record.update(state="cancelling", updated_at=now)
+        leased = worker.leases.get(record["id"])
+        if leased is not None:
+            leased.update(state="cancelling", updated_at=now)
+        self.outbox.to_worker(worker.identity, p.ABORT, {"ids": [record["id"]]})
+
+    def stopped_cancelling(self, record, logs=None, progress=None):
+        """A ``cancelling`` job's run stopped (whatever it answered), or its worker is gone: it ends cancelled."""
+        self.finish(record, "cancelled", error="cancelled", logs=logs, progress=progress)
+        self.groups.cancelled(record["id"])
 
     def cancel_descendants(self, record):
         """Cancel the jobs a job is waiting for or has spawned, so none of its work goes on without it.
@@ -269,8 +303,10 @@ def _is_normalized(spec):
     About a fifth of the cost of normalizing again, on the submit path; a spec with a
     callback URL or labels is always normalized again.
     """
-    if spec.keys() != NORMALIZED_KEYS or spec["callback_url"] is not None or spec["labels"]:
+    if spec.keys() != NORMALIZED_KEYS or spec["callback_url"] is not None or spec["labels"] \
+            or spec["annotations"]:
         return False
+    name = spec["name"]
     priority, attempts, backoff = spec["priority"], spec["max_attempts"], spec["backoff"]
     unique_key, parent = spec["unique_key"], spec["parent"]
     return (_is_name(spec["namespace"]) and _is_name(spec["queue"]) and _is_name(spec["kind"])
@@ -280,7 +316,7 @@ def _is_normalized(spec):
             and type(backoff) is dict and backoff.keys() == BACKOFF_KEYS and backoff["type"] in BACKOFF_TYPES
             and _is_seconds(backoff["delay"]) and _is_seconds(backoff["max_delay"])
             and type(backoff["jitter"]) is bool and type(spec["labels"]) is dict
-            and (unique_key is None or _is_name(unique_key))
+            and (unique_key is None or _is_name(unique_key)) and (name is None or _is_name(name))
             and (parent is None or (type(parent) is str and len(parent) <= MAX_ID and "\x00" not in parent)))
 
 

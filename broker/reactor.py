@@ -59,7 +59,7 @@ class Broker:
 
     # -- start ------------------------------------------------------------------------------
     def recover(self):
-        """At start: every job leased to a worker returns to the queue; caches are rebuilt.
+        """At start: every job leased to a worker returns to the queue (or ends, if cancelling); caches are rebuilt.
 
         The windows are loaded first: a window made by a re-queued job before then
         would count as complete and hide the rest of its queue in storage.
@@ -68,6 +68,9 @@ class Broker:
         with self.store.atomic():
             held = self.store.running_on_workers()
             for record in held:
+                if record["state"] == "cancelling":  # its worker stopped with this broker: it was cancelled
+                    self.jobs.stopped_cancelling(record)
+                    continue
                 self.store.update(record["seq"], attempts=max(0, record["attempts"] - 1))
                 record["attempts"] = max(0, record["attempts"] - 1)
                 self.jobs.requeue(record)

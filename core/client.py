@@ -30,10 +30,13 @@ class BrokerCalls:
         """The job record with this id (``namespace``, when given, must match too)."""
         return self.call(p.GET, {"id": job_id, "namespace": namespace})
 
-    def list_jobs(self, namespace=None, queue=None, state=None, labels=None, limit=100, cursor=None, kind=None):
-        """A page of jobs, oldest first: ``{"jobs", "next_cursor"}``."""
+    def list_jobs(self, namespace=None, queue=None, state=None, labels=None, limit=100, cursor=None, kind=None,
+                  **query):
+        """A page of jobs: ``{"jobs", "next_cursor", "total"}``; ``query`` takes the other LIST fields
+        (multi-value filters, ``selector``, time ranges, ``order``, ``offset``, ``total``: see
+        :mod:`tubeway.broker.job_filters`)."""
         body = {"namespace": namespace, "queue": queue, "state": state, "labels": labels or {},
-                "limit": limit, "cursor": cursor, "kind": kind}
+                "limit": limit, "cursor": cursor, "kind": kind, **query}
         return self.call(p.LIST, body)
 
     def queues(self):
@@ -45,8 +48,13 @@ class BrokerCalls:
         return self.call(p.RETRY, {"id": job_id, "namespace": namespace})
 
     def cancel(self, job_id, namespace=None):
-        """Cancel a job that has not ended."""
+        """Cancel a job that has not ended: it is ``cancelled``, or ``cancelling`` while its worker stops it."""
         return self.call(p.CANCEL, {"id": job_id, "namespace": namespace})
+
+    def set_metadata(self, job_id, labels=None, annotations=None, namespace=None):
+        """Change a job's labels and annotations (``{key: value}``; a ``None`` value removes the key)."""
+        body = {"id": job_id, "labels": labels or {}, "annotations": annotations or {}, "namespace": namespace}
+        return self.call(p.METADATA, body)
 
     def delete(self, job_id, namespace=None):
         """Cancel (if needed) and remove a job; returns it as it was."""

@@ -22,6 +22,8 @@ class State(str, enum.Enum):
     DELAYED = "delayed"
     QUEUED = "queued"
     RUNNING = "running"
+    #: Running, and asked to stop: its worker is stopping it; it ends ``cancelled``.
+    CANCELLING = "cancelling"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -42,12 +44,17 @@ MAX_NAME = 200
 MAX_PRIORITY = 2**31 - 1
 #: Longest job id (client-chosen or a ``parent``) storage holds.
 MAX_ID = 36
+MAX_LABEL_VALUE = 1000
+MAX_ANNOTATION_VALUE = 5000
 
 #: The fields a native submission may carry.
 SPEC_FIELDS = (
     "namespace", "queue", "kind", "payload", "priority", "delay", "run_at", "attempts",
-    "backoff", "timeout", "result_ttl", "callback_url", "unique_key", "labels", "parent",
+    "backoff", "timeout", "result_ttl", "callback_url", "unique_key", "labels", "parent", "name",
+    "annotations",
 )
+#: States of a job that has not ended and holds no place in a queue.
+UNENDED = ("delayed", "queued", "running", "cancelling")
 
 
 def storable(text):
@@ -128,15 +135,32 @@ def backoff_delay(backoff, attempts_made, rng=random.random):
     return delay
 
 
-def _labels(spec):
-    labels = spec.get("labels") or {}
-    if not isinstance(labels, dict):
-        raise ValidationError("'labels' must be an object of string values", "labels")
-    for key, value in labels.items():
+def check_metadata(values, field, removals=False):
+    """Check labels or annotations: ``{key: string}`` (``None`` values too when ``removals``, meaning delete).
+
+    Keys are non-empty, at most :data:`MAX_NAME` characters; values at most
+    :data:`MAX_LABEL_VALUE` (labels) or :data:`MAX_ANNOTATION_VALUE` (annotations).
+    """
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ValidationError(f"'{field}' must be an object of string values", field)
+    longest = MAX_LABEL_VALUE if field == "labels" else MAX_ANNOTATION_VALUE
+    for key, value in values.items():
+        if value is None and removals:
+            value = ""
         if not isinstance(key, str) or not key or len(key) > MAX_NAME or not isinstance(value, str) \
-                or len(value) > 1000 or not storable(key) or not storable(value):
-            raise ValidationError("'labels' must map non-empty keys to strings (no NUL)", "labels")
-    return labels
+                or len(value) > longest or not storable(key) or not storable(value):
+            raise ValidationError(f"'{field}' must map non-empty keys to strings of at most {longest} "
+                                  "characters (no NUL)", field)
+    return values
+
+
+def _labels(spec):
+    return check_metadata(spec.get("labels"), "labels")
+
+
+def _optional_name(spec, field):
+    return None if spec.get(field) is None else _name(spec, field, None)
 
 
 def normalize_spec(spec, now=None, known_kinds=None):
@@ -184,6 +208,8 @@ def normalize_spec(spec, now=None, known_kinds=None):
         "unique_key": unique_key,
         "labels": _labels(spec),
         "parent": parent,
+        "name": _optional_name(spec, "name"),
+        "annotations": check_metadata(spec.get("annotations"), "annotations"),
     }
 
 

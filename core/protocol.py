@@ -23,10 +23,12 @@ HEADERS = (CLIENT, WORKER)
 # reported not found, so one dialect never sees another's jobs.
 SUBMIT = b"SUBMIT"      # {"jobs": [spec]} -> {"ids": [id], "created": [bool]}
 GET = b"GET"            # {"id"} -> job
-LIST = b"LIST"          # {"namespace", "queue", "kind", "state", "labels", "limit", "cursor"} -> {"jobs", "next_cursor"}
+LIST = b"LIST"          # a query (see tubeway.broker.job_filters) -> {"jobs", "next_cursor", "total"}
 QUEUES = b"QUEUES"      # {} -> {"queues": [{"namespace", "queue", "counts": {state: n}}]}
 RETRY = b"RETRY"        # {"id"} -> job (failed or cancelled jobs only)
-CANCEL = b"CANCEL"      # {"id"} -> job (jobs not yet ended only)
+CANCEL = b"CANCEL"      # {"id"} -> job (jobs not yet ended only): cancelled, or cancelling while
+                        # a worker process stops it (it ends cancelled once stopped)
+METADATA = b"METADATA"  # {"id", "labels", "annotations"}: {key: value or None (removes)} -> job
 DELETE = b"DELETE"      # {"id"} -> job as it was before removal
 TAKE = b"TAKE"          # {"namespace", "queues", "lease", "block"} -> job or None
 UPDATE = b"UPDATE"      # {"id", "state", "result", "error", "lease"} -> job
@@ -40,7 +42,7 @@ SCHEDULE_LIST = b"SCHEDULE_LIST"        # {"namespace", "queue", "limit", "curso
 SCHEDULE_DELETE = b"SCHEDULE_DELETE"    # {"namespace", "id"} -> schedule as it was before removal
 REPLY = b"REPLY"
 
-CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, DELETE, TAKE, UPDATE, WAIT, HEALTH, METRICS,
+CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, METADATA, DELETE, TAKE, UPDATE, WAIT, HEALTH, METRICS,
                              SCHEDULE_ADD, SCHEDULE_GET, SCHEDULE_LIST, SCHEDULE_DELETE})
 
 # Worker <-> broker commands.
@@ -51,8 +53,9 @@ JOBS = b"JOBS"              # b->w {"jobs": [job]}
 RESULTS = b"RESULTS"        # w->b {"results": [result], "started"?: [id], "credit"?: n}; each result frees
                             # one credit; "started" names jobs begun since; "credit" is the new credit
 DISCONNECT = b"DISCONNECT"  # both ways, {}: forget me / register again
-ABORT = b"ABORT"            # b->w {"ids": [id]}: leased jobs were cancelled or deleted; drop them if not
-                            # begun, cancel them if running; their results are no longer wanted
+ABORT = b"ABORT"            # b->w {"ids": [id]}: leased jobs were cancelled or deleted; stop them. The
+                            # worker answers each in RESULTS once stopped (``returned`` if never begun);
+                            # the broker wants the answer of a job it marked cancelling, no other
 
 WORKER_COMMANDS = frozenset({READY, HEARTBEAT, RESULTS, DISCONNECT})
 

@@ -124,26 +124,24 @@ class JobRunner:
             return dropped
 
     def abort(self, job_ids):
-        """Jobs the broker cancelled: drop them if waiting, cancel them if running; returns how many.
+        """Jobs the broker cancelled: drop them if waiting (returned), cancel them if running.
 
-        Their results are not reported (the broker no longer wants them). A running
-        job stops as soon as it checks its context's ``cancelled`` event.
+        A running one stops as soon as it checks its context's ``cancelled`` event, and
+        its result is reported then, as any other: the broker ends a job it is cancelling
+        only once its run has stopped. Returns the jobs dropped before they began.
         """
         ids = set(job_ids)
-        aborted = 0
+        dropped = []
         with self._lock:
             for lane in self._lanes:
                 kept = [job for job in lane.pending if job.get("id") not in ids]
-                aborted += len(lane.pending) - len(kept)
                 if len(kept) != len(lane.pending):
+                    dropped.extend(job for job in lane.pending if job.get("id") in ids)
                     lane.pending = collections.deque(kept)
             for entry in self._running:
                 if entry.job.get("id") in ids and not entry.reported:
-                    entry.reported = True
-                    self._owed -= 1
                     entry.context.cancelled.set()
-                    aborted += 1
-        return aborted
+        return dropped
 
     def stop(self):
         """Cancel what still runs without reporting it, and let the threads end; returns the jobs cancelled."""

@@ -44,6 +44,13 @@ MAX_READS = 1000
 CLOSE_LINGER_MS = 2000
 
 
+
+def returned(jobs):
+    """Results handing jobs back to the broker unstarted."""
+    return [{"id": job["id"], "attempt": job["attempts"], "lease": job.get("started_at"), "state": p.RETURNED}
+            for job in jobs]
+
+
 class Worker:
     """The socket loop of one worker process."""
 
@@ -179,10 +186,7 @@ class Worker:
                     self.runner.submit(job)
         elif command == p.ABORT:
             ids = [i for i in body.get("ids") or () if isinstance(i, str)]
-            self._held.difference_update(ids)
-            aborted = self.runner.abort(ids)
-            if aborted:
-                log.info("stopped %d cancelled jobs", aborted)
+            self._send_results(returned(self.runner.abort(ids)))
         elif command == p.DISCONNECT:
             log.info("broker %s asked this worker to register again", self.endpoint)
             if self._drain_until is None:
@@ -227,8 +231,7 @@ class Worker:
 
     def _begin_stop(self, now):
         dropped = self.runner.drop_pending()
-        self._send_results([{"id": job["id"], "attempt": job["attempts"], "lease": job.get("started_at"),
-                             "state": p.RETURNED} for job in dropped])
+        self._send_results(returned(dropped))
         self._drain_until = now + DRAIN_SECONDS
         log.info("worker stopping: %d jobs running, %d not started returned to the broker",
                  self.runner.busy, len(dropped))

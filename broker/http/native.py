@@ -5,12 +5,13 @@ and read back as full records. Errors are ``{"error": message, ...details}``.
 """
 from tubeway.broker.http.base import ApiError, BaseHandler, parse_count, routes_with_slash
 from tubeway.core.errors import ValidationError
-from tubeway.core.job import STATES, http_url_host, normalize_spec
+from tubeway.broker.job_filters import MAX_LIST, ORDERS
+from tubeway.core.job import STATES, check_metadata, http_url_host, normalize_spec
+from tubeway.core.selectors import SelectorError, parse_selector
 from tubeway.plugins.builtin.http_task import host_allowed
 
 #: Most jobs one request may submit (the body size limit applies as well).
 MAX_BATCH = 10000
-MAX_LIST = 1000
 DEFAULT_LIST = 100
 
 
@@ -72,27 +73,59 @@ class JobsHandler(BaseHandler):
         self.reply({"ids": ids} if batch else {"id": ids[0]}, 201)
 
     async def get(self):
-        state = self.get_query_argument("state", None)
-        if state is not None and state not in STATES:
-            raise ApiError(400, f"state must be one of {', '.join(STATES)}", field="state")
+        query = {name: self._list_argument(name) for name in ("state", "id", "name", "queue")}
+        states = query.pop("state")
+        for state in states or ():
+            if state not in STATES:
+                raise ApiError(400, f"state must be one of {', '.join(STATES)}", field="state")
         limit = self.get_query_argument("limit", None)
+        order = self.get_query_argument("order", None) or "created"
+        if order not in ORDERS:
+            raise ApiError(400, f"order must be one of {', '.join(ORDERS)}", field="order")
+        offset = self.get_query_argument("offset", None)
         page = await self.broker.list_jobs(
             namespace=self.get_query_argument("namespace", None) or None,
-            queue=self.get_query_argument("queue", None) or None,
             kind=self.get_query_argument("kind", None) or None,
-            state=state,
+            states=states, ids=query["id"], names=query["name"], queues=query["queue"],
             labels=parse_labels(self.get_query_arguments("label")),
+            selector=self._selector(),
             limit=DEFAULT_LIST if limit is None else parse_count(limit, "limit", MAX_LIST, minimum=1),
             cursor=self.get_query_argument("cursor", None) or None,
+            order=order, offset=0 if offset is None else parse_count(offset, "offset"),
+            total=self.get_query_argument("total", "false") == "true",
         )
-        self.reply({"jobs": page["jobs"], "next_cursor": page.get("next_cursor")})
+        self.reply({key: page.get(key) for key in ("jobs", "next_cursor", "total")})
+
+    def _list_argument(self, name):
+        """A filter of several values: the parameter repeated, or comma-separated (None when absent)."""
+        values = [value for given in self.get_query_arguments(name) for value in given.split(",") if value]
+        return values or None
+
+    def _selector(self):
+        text = self.get_query_argument("selector", None)
+        try:
+            return parse_selector(text) if text else None
+        except SelectorError as exc:
+            raise ApiError(400, str(exc), field="selector") from None
 
 
 class JobHandler(BaseHandler):
-    """``GET /api/v1/jobs/<id>``: the full job record."""
+    """``GET /api/v1/jobs/<id>``: the full job record; ``PATCH`` changes its ``labels`` and ``annotations``."""
 
     async def get(self, job_id):
         self.reply(await self.broker.get(self.job_id(job_id)))
+
+    async def patch(self, job_id):
+        body = self.json_body()
+        if not isinstance(body, dict) or not body or set(body) - {"labels", "annotations"}:
+            raise ApiError(400, 'the body must be {"labels"?: {...}, "annotations"?: {...}} (a null value removes '
+                                "its key)", field=None)
+        try:
+            labels = check_metadata(body.get("labels"), "labels", removals=True)
+            annotations = check_metadata(body.get("annotations"), "annotations", removals=True)
+        except ValidationError as exc:
+            raise ApiError(400, exc.message, field=exc.field) from None
+        self.reply(await self.broker.set_metadata(self.job_id(job_id), labels, annotations))
 
 
 class JobActionHandler(BaseHandler):

@@ -58,6 +58,12 @@ class Job(BaseModel):
     finished_at = pw.DoubleField(null=True)
     updated_at = pw.DoubleField()
     expires_at = pw.DoubleField(null=True)
+    #: A name the client gave (not unique), to find jobs by.
+    name = pw.CharField(max_length=200, null=True)
+    #: ``{key: text}`` notes on the job, changeable after creation like its labels, not filtered on.
+    annotations = pw.TextField(null=True)
+    #: The job's number in its queue: 1, 2, ... in the order created, never reused (see QueueCounter).
+    sequence = pw.BigIntegerField(null=True)
 
     class Meta:
         table_name = "tubeway_job"
@@ -116,6 +122,18 @@ class Counter(BaseModel):
         table_name = "tubeway_counter"
 
 
+class QueueCounter(BaseModel):
+    """The last ``sequence`` number given to a job of one queue; kept when its jobs are deleted, so none repeats."""
+
+    namespace = pw.CharField(max_length=200)
+    queue = pw.CharField(max_length=200)
+    last = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tubeway_queue_counter"
+        primary_key = pw.CompositeKey("namespace", "queue")
+
+
 def _add_indexes():
     running = Job.state == "running"
     Job.add_index(Job.index(Job.state, Job.namespace, Job.queue, Job.kind, Job.priority, Job.seq, name="job_ready"))
@@ -129,6 +147,8 @@ def _add_indexes():
     Job.add_index(Job.index(Job.expires_at, name="job_expiry").where(Job.expires_at.is_null(False)))
     Job.add_index(Job.index(Job.parent, Job.state, name="job_parent_state").where(Job.parent.is_null(False)))
     Job.add_index(Job.index(Job.origin, Job.state, name="job_origin").where(Job.origin.is_null(False)))
+    Job.add_index(Job.index(Job.namespace, Job.name, name="job_name").where(Job.name.is_null(False)))
+    Job.add_index(Job.index(Job.namespace, Job.queue, Job.sequence, name="job_sequence"))
     Schedule.add_index(Schedule.index(Schedule.next_run_at, name="schedule_due")
                        .where(Schedule.running.is_null() & Schedule.next_run_at.is_null(False)))
     Schedule.add_index(Schedule.index(Schedule.running, name="schedule_running")
@@ -136,7 +156,7 @@ def _add_indexes():
 
 
 _add_indexes()
-MODELS = (Job, JobLabel, Schedule, Counter)
+MODELS = (Job, JobLabel, Schedule, Counter, QueueCounter)
 #: Indexes older versions created that a newer one replaced: dropped when the database is opened.
 RETIRED_INDEXES = ("job_parent",)
 

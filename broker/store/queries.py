@@ -13,7 +13,11 @@ import orjson
 import peewee as pw
 
 from tubeway.core.ids import new_job_id
+from tubeway.core.job import UNENDED
+from tubeway.broker.job_filters import JobFilter
+from tubeway.broker.store import listing
 from tubeway.broker.store.models import Job, JobLabel, is_postgres
+from tubeway.broker.store.sequences import QueueSequences
 
 # The cache of records inserted lately (see Store._remember) holds at most RECENT_LIMIT
 # records and RECENT_BYTES of their estimated size: RECORD_BYTES for a record's own
@@ -23,7 +27,7 @@ from tubeway.broker.store.models import Job, JobLabel, is_postgres
 RECENT_LIMIT = 50000
 RECENT_BYTES = 64 * 1024 * 1024
 RECORD_BYTES = 1536
-JSON_COLUMNS = ("payload", "backoff", "labels", "result", "progress", "logs")
+JSON_COLUMNS = ("payload", "backoff", "labels", "result", "progress", "logs", "annotations")
 
 
 def _after_flush(method):
@@ -50,6 +54,7 @@ def to_record(row):
     for column in JSON_COLUMNS:
         record[column] = _loads(record[column])
     record["labels"] = record["labels"] or {}
+    record["annotations"] = record["annotations"] or {}
     record["logs"] = record["logs"] or []
     record.pop("deadline", None)
     return record
@@ -93,6 +98,7 @@ class Store:
         self._recent = {}  # seq -> (record, estimated size) of jobs inserted lately and not changed since
         self._recent_bytes = 0
         self._last_seq = Job.select(pw.fn.MAX(Job.seq)).scalar() or 0
+        self.sequences = QueueSequences(db)
         self._insert_sql = self._compile_insert()
         self._select_head = f"SELECT {', '.join(self._quote(c) for c in COLUMNS)} FROM {self._quote(TABLE)}"
 
@@ -147,6 +153,7 @@ class Store:
         for record in records:
             self._last_seq += 1
             record["seq"] = self._last_seq
+        self.sequences.number(records)
         rows = [tuple(_dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS) for r in records]
         self._execute_many(self._insert_sql, rows)
         self._remember(records, rows)
@@ -200,6 +207,7 @@ class Store:
             "result": None, "error": None, "progress": None, "logs": [], "worker": None,
             "lease_until": None, "deadline": None, "created_at": now, "started_at": None,
             "finished_at": None, "updated_at": now, "expires_at": None,
+            "name": spec.get("name"), "annotations": spec.get("annotations") or {}, "sequence": None,
         }
 
     # -- reads --------------------------------------------------------------------------
@@ -224,24 +232,39 @@ class Store:
                 rows[row["seq"]] = row
         return [to_record(rows[s]) for s in seqs if s in rows]
 
-    @_after_flush
     def list(self, namespace=None, queue=None, state=None, labels=None, limit=100, after=0, now=None, kind=None):
         """A page of records oldest first, after ``seq`` ``after``, filtered; unexpired only."""
-        query = Job.select().where(Job.seq > after)
-        for column, value in ((Job.namespace, namespace), (Job.queue, queue), (Job.state, state), (Job.kind, kind)):
-            if value is not None:
-                query = query.where(column == value)
-        for key, value in (labels or {}).items():
-            match = JobLabel.select(JobLabel.job).where((JobLabel.key == key) & (JobLabel.value == value))
-            query = query.where(Job.seq.in_(match))
-        if now is not None:
-            query = query.where(Job.expires_at.is_null() | (Job.expires_at > now))
-        return [to_record(row) for row in query.order_by(Job.seq).limit(limit).dicts()]
+        equal = {name: [value] for name, value in
+                 (("namespace", namespace), ("queue", queue), ("state", state), ("kind", kind)) if value is not None}
+        return self.query(JobFilter(equal=equal, labels=labels or {}, limit=limit, after=after), now)[0]
+
+    @_after_flush
+    def query(self, query_filter, now=None):
+        """``(records, total)``: one page of the jobs a :class:`JobFilter` matches, and (when it asks) how many match."""
+        records = [to_record(row) for row in listing.select_page(query_filter, now)]
+        total = listing.count(query_filter, now) if query_filter.total else None
+        return records, total
+
+    @_after_flush
+    def set_metadata(self, record, labels, annotations, now):
+        """Change a job's labels and annotations: ``{key: value}`` sets, ``{key: None}`` removes; returns the record."""
+        merged_labels = _merged(record["labels"], labels)
+        merged_annotations = _merged(record["annotations"], annotations)
+        self._forget_recent(record["seq"])
+        Job.update(labels=_dumps(merged_labels), annotations=_dumps(merged_annotations), updated_at=now) \
+            .where(Job.seq == record["seq"]).execute()
+        if labels:
+            JobLabel.delete().where((JobLabel.job == record["seq"]) & JobLabel.key.in_(list(labels))).execute()
+            rows = [{"job": record["seq"], "key": k, "value": v} for k, v in labels.items() if v is not None]
+            if rows:
+                JobLabel.insert_many(rows).execute()
+        record.update(labels=merged_labels, annotations=merged_annotations, updated_at=now)
+        return record
 
     @_after_flush
     def unended_descendants(self, job_id):
         """Records of jobs not yet ended that name ``job_id`` as their ``parent`` or ``origin``."""
-        unended = Job.state.in_(("delayed", "queued", "running"))
+        unended = Job.state.in_(UNENDED)
         found = {}
         for link in (Job.parent, Job.origin):
             for row in Job.select().where((link == job_id) & unended).dicts():
@@ -364,6 +387,18 @@ class Store:
 
     @_after_flush
     def running_on_workers(self):
-        """Records of jobs leased to worker processes (not to HTTP takers)."""
-        query = Job.select().where((Job.state == "running") & Job.worker.is_null(False) & (Job.worker != "http"))
+        """Records of jobs leased to worker processes (not to HTTP takers), running or being cancelled."""
+        query = Job.select().where(Job.state.in_(("running", "cancelling")) & Job.worker.is_null(False)
+                                   & (Job.worker != "http"))
         return [to_record(row) for row in query.dicts()]
+
+
+def _merged(current, changes):
+    """``current`` with ``changes`` applied: a value sets its key, ``None`` removes it."""
+    merged = dict(current or {})
+    for key, value in (changes or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged

@@ -260,13 +260,15 @@ def test_a_result_of_a_cancelled_lease_never_ends_the_retried_job(running, clien
     worker = ScriptedWorker(running.endpoint)
     [job_id] = client.submit([job(payload="x")])["ids"]
     [first] = worker.jobs()
-    client.cancel(job_id)
-    client.retry(job_id)
-    [second] = worker.jobs()
-    assert second["attempts"] == first["attempts"] == 1 and second["started_at"] != first["started_at"]
 
     def result(lease, value):
         return {"results": [{"id": job_id, "attempt": 1, "lease": lease, "state": "done", "result": value}]}
+    assert client.cancel(job_id)["state"] == "cancelling"  # until the worker answers that the run stopped
+    worker.send(p.RESULTS, result(first["started_at"], "stopped"))
+    assert poll_until(lambda: client.get(job_id)["state"] == "cancelled")
+    client.retry(job_id)
+    [second] = worker.jobs()
+    assert second["attempts"] == first["attempts"] == 1 and second["started_at"] != first["started_at"]
     worker.send(p.RESULTS, result(first["started_at"], "stale"))
     worker.send(p.RESULTS, result(second["started_at"], "fresh"))
     assert poll_until(lambda: client.get(job_id)["state"] == "done" and client.get(job_id))["result"] == "fresh"

@@ -30,7 +30,7 @@ def test_defaults_of_a_minimal_spec():
         "run_at": None, "max_attempts": 1,
         "backoff": {"type": "exponential", "delay": 1.0, "max_delay": 3600.0, "jitter": False},
         "timeout": None, "result_ttl": None, "callback_url": None, "unique_key": None, "labels": {},
-        "parent": None,
+        "parent": None, "name": None, "annotations": {},
     }
 
 
@@ -212,7 +212,7 @@ def test_jitter_only_lengthens(r):
 # -- states ------------------------------------------------------------------------------
 
 def test_states():
-    assert STATES == ["delayed", "queued", "running", "done", "failed", "cancelled"]
+    assert STATES == ["delayed", "queued", "running", "cancelling", "done", "failed", "cancelled"]
     assert {s for s in State if s.ended} == {State.DONE, State.FAILED, State.CANCELLED} == ENDED
     assert State("queued") is State.QUEUED and State.RUNNING == "running"
 

@@ -187,13 +187,14 @@ def test_stopping_clears_every_pool(runner_for, gate):
     assert results.items == []
 
 
-def test_aborted_jobs_are_dropped_or_cancelled_and_never_reported(runner_for):
+def test_aborted_jobs_are_dropped_or_stopped_and_then_reported(runner_for):
     runner, results = runner_for(threads=1, kind_threads={"sleep": 1})
     runner.submit(job("long", "sleep", 30))
     runner.submit(job("waiting", "sleep", 30))
     assert wait_for(lambda: runner.alive_threads() == 1)
-    assert runner.abort(["long", "waiting", "unknown"]) == 2
+    assert [dropped["id"] for dropped in runner.abort(["long", "waiting", "unknown"])] == ["waiting"]
     assert wait_for(lambda: runner.alive_threads() == 0, timeout=5)  # the sleep woke up on cancellation
+    assert wait_for(lambda: results.ids() == ["long"])  # the stopped run is answered: the broker awaits it
     assert runner.busy == 0
     runner.submit(job("next", "sleep", 0))
-    assert wait_for(lambda: results.ids() == ["next"])
+    assert wait_for(lambda: results.ids() == ["long", "next"])
