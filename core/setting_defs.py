@@ -119,6 +119,26 @@ def _check_allowed_hosts(value):
 
 S = Setting
 #: Every setting, in the order ``tubeway settings`` prints them.
+APP_KEYS = {"dir": str, "env": dict, "memory_in_mb": int, "disk_in_mb": int,
+            "log_rate_limit_in_bytes_per_second": int, "space_guid": str, "organization_guid": str}
+
+
+def _check_apps(apps):
+    """None if every app table holds only known keys of the right types, else the problem."""
+    for guid, app in apps.items():
+        if not isinstance(app, dict):
+            return f"apps.{guid} must be a table"
+        for key, value in app.items():
+            kind = APP_KEYS.get(key)
+            if kind is None:
+                return f"apps.{guid} has an unknown key '{key}' (known: {', '.join(APP_KEYS)})"
+            if not isinstance(value, kind) or isinstance(value, bool):
+                return f"apps.{guid}.{key} must be {'a table of strings' if kind is dict else kind.__name__}"
+        if not all(isinstance(v, str) for v in (app.get("env") or {}).values()):
+            return f"apps.{guid}.env values must be strings"
+    return None
+
+
 SETTINGS = (
     S("data_dir", ".tubeway", "str", "Directory for the SQLite database and other local state."),
     S("http", "127.0.0.1:8080", "str", "HOST:PORT the HTTP front end listens on.", check=_check_http),
@@ -174,6 +194,11 @@ SETTINGS = (
       "own).", minimum=1),
     S("arangodb_databases", [], "list", "Databases the ArangoDB tasks API knows besides `_system` (each one a queue "
       "of the namespace `arangodb`)."),
+    S("apps", {}, "table", "Cloud Foundry apps, a table per guid (`[apps.<guid>]`: `dir`, `env`, `memory_in_mb`, "
+      "`disk_in_mb`, `log_rate_limit_in_bytes_per_second`, `space_guid`, `organization_guid`); an app not "
+      "listed is made with the defaults by its first task.", check=_check_apps),
+    S("public_url", None, "str", "Base URL links in API answers start with (default: the request's scheme and "
+      "host).", optional=True),
     S("log_level", "INFO", "str", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     S("config", None, "str", "TOML file of settings (keys are setting names).", optional=True),
 )

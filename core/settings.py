@@ -7,6 +7,7 @@ naming the setting when a value is invalid. Values from the environment and the
 command line are strings: lists are comma-separated, booleans are true/false/1/0
 (also yes/no, on/off), and an empty string sets an optional setting to None.
 """
+import json
 import os
 import sys
 
@@ -28,7 +29,8 @@ def _invalid(setting, origin, problem):
     return ConfigError(f"invalid setting '{setting.name}' (from {origin}): {problem}", setting=setting.name)
 
 
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "a boolean", "list": "an array of strings"}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "a boolean", "list": "an array of strings",
+               "table": "a table"}
 
 
 def _convert(setting, value, origin, typed=False):
@@ -49,6 +51,8 @@ def _convert(setting, value, origin, typed=False):
             value = float(_to_number(value, float))
         elif kind == "list":
             value = _to_list(value)
+        elif kind == "table":
+            value = _to_table(value)
         elif not isinstance(value, str):
             raise ValueError(f"expected a string, got {value!r}")
     except ValueError as exc:
@@ -98,6 +102,18 @@ def _to_list(value):
     if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
         return [item.strip() for item in value if item.strip()]
     raise ValueError(f"expected a list of strings, got {value!r}")
+
+
+def _to_table(value):
+    """A TOML table (a dict), or its JSON text (from the environment or the command line)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value or "{}")
+        except ValueError as exc:
+            raise ValueError(f"expected a JSON object, got {value!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table, got {value!r}")
+    return value
 
 
 class Settings:
@@ -151,6 +167,8 @@ class Settings:
 
 
 def _copy(value):
+    if isinstance(value, dict):
+        return dict(value)
     return list(value) if isinstance(value, list) else value
 
 
@@ -228,6 +246,8 @@ def display(setting, value):
         return ",".join(value) if value else "[]"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
     if setting.name == "db":
         return mask_url(value)
     return str(value)

@@ -5,13 +5,14 @@ and read back as full records. Errors are ``{"error": message, ...details}``.
 """
 from tubeway.broker.http.base import ApiError, BaseHandler, parse_count, routes_with_slash
 from tubeway.core.errors import ValidationError
-from tubeway.broker.job_filters import MAX_LIST, ORDERS
+from tubeway.broker.job_filters import ORDERS
 from tubeway.core.job import STATES, check_metadata, http_url_host, normalize_spec
 from tubeway.core.selectors import SelectorError, parse_selector
 from tubeway.plugins.builtin.http_task import host_allowed
 
 #: Most jobs one request may submit (the body size limit applies as well).
 MAX_BATCH = 10000
+MAX_LIST = 1000
 DEFAULT_LIST = 100
 
 

@@ -8,7 +8,8 @@ native API answers 400, a Cloud Foundry front end maps it to 403 ``CF-FeatureDis
 A worker whose settings have it off refuses to run one too.
 
 Payload: ``{"command": str, "dir"?: str, "env"?: {str: str}, "memory_in_mb"?: int,
-"disk_in_mb"?: int, "log_rate_limit_in_bytes_per_second"?: int}``. The command runs as
+"disk_in_mb"?: int, "log_rate_limit_in_bytes_per_second"?: int, "context"?: {...}}`` (``context``
+is the submitter's own JSON object, kept with the job and not read here: a dialect's fields). The command runs as
 ``/bin/sh -c COMMAND`` in a new process group (:mod:`tubeway.plugins.builtin.command_process`):
 
 * in ``dir`` (relative to ``data_dir``; it must exist), by default ``<data_dir>/commands/<queue>``
@@ -41,7 +42,8 @@ from tubeway.plugins.hookspecs import JobKind
 from tubeway.workers.executor import JobCancelled, PlainError
 
 KIND = "command"
-PAYLOAD_KEYS = {"command", "dir", "env", "memory_in_mb", "disk_in_mb", "log_rate_limit_in_bytes_per_second"}
+PAYLOAD_KEYS = {"command", "dir", "env", "memory_in_mb", "disk_in_mb", "log_rate_limit_in_bytes_per_second",
+                "context"}
 #: Longest command, in bytes of UTF-8 (Linux takes at most 128 KiB in one argument).
 MAX_COMMAND_BYTES = 100_000
 #: Most variables in ``env``, and the most bytes of all of them.
@@ -102,6 +104,8 @@ def validate_payload(payload):
                                   or len(directory) > MAX_DIR_CHARS):
         _refuse(f"'dir' must be a non-empty path of at most {MAX_DIR_CHARS} characters")
     _check_env(payload.get("env"))
+    if payload.get("context") is not None and not isinstance(payload["context"], dict):
+        _refuse("'context' must be an object")
     _int(payload, "memory_in_mb", 1, MAX_MB)
     _int(payload, "disk_in_mb", 1, MAX_MB)
     _int(payload, "log_rate_limit_in_bytes_per_second", 0, MAX_LOG_RATE, also=(-1,))

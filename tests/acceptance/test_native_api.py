@@ -75,7 +75,8 @@ def test_cancelling_a_running_job_stops_it_on_its_worker(cluster):
     cluster.up("--processes", "1", "--worker-threads", "1")
     job_id = submit(cluster, {"kind": "sleep", "payload": 60})["id"]
     poll_until(lambda: record(cluster, job_id)["state"] == "running", what="the sleep job running")
-    assert cluster.post(f"/api/v1/jobs/{job_id}/cancel").json()["state"] == "cancelled"
+    assert cluster.post(f"/api/v1/jobs/{job_id}/cancel").json()["state"] == "cancelling"
+    poll_until(lambda: record(cluster, job_id)["state"] == "cancelled", what="the sleep stopped, then cancelled")
     # The worker's only job thread is free again: a job submitted now runs at once.
     echo_id = submit(cluster, {"kind": "echo", "payload": "next"})["id"]
     assert poll_until(lambda: ended(cluster, echo_id), timeout=10)["result"] == "next"

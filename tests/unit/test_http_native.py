@@ -99,13 +99,32 @@ class ListTest(HttpCase):
                               "&limit=5&cursor=c9")
         name, body = self.broker.calls[0]
         self.assertEqual(name, "LIST")
-        self.assertEqual(body, {"namespace": "n", "queue": "q", "kind": "echo", "state": "failed",
-                                "labels": {"a": "1", "b": "x:y"}, "limit": 5, "cursor": "c9"})
+        self.assertEqual(body, {"namespace": "n", "queue": None, "queues": ["q"], "kind": "echo", "state": None,
+                                "states": ["failed"], "ids": None, "names": None, "selector": None,
+                                "labels": {"a": "1", "b": "x:y"}, "limit": 5, "cursor": "c9",
+                                "order": "created", "offset": 0, "total": False})
+
+    def test_several_values_a_selector_an_order_and_an_offset_reach_the_broker(self):
+        self.call_json("GET", "/api/v1/jobs?state=failed,done&id=a&id=b&name=n&selector=env%3Dprod,!old"
+                              "&order=-updated&offset=20&total=true")
+        body = self.broker.calls[0][1]
+        self.assertEqual((body["states"], body["ids"], body["names"], body["order"], body["offset"], body["total"]),
+                         (["failed", "done"], ["a", "b"], ["n"], "-updated", 20, True))
+        self.assertEqual(body["selector"], [{"key": "env", "op": "=", "values": ["prod"]},
+                                            {"key": "old", "op": "!exists", "values": []}])
+
+    def test_a_bad_selector_or_order_is_400(self):
+        for query in ("selector=a%20in%20(b", "order=sideways", "offset=-1"):
+            status, body = self.call_json("GET", f"/api/v1/jobs?{query}")
+            self.assertEqual(status, 400, query)
+        self.assertEqual(self.broker.calls, [])
 
     def test_defaults(self):
         self.call_json("GET", "/api/v1/jobs")
         self.assertEqual(self.broker.calls[0][1], {"namespace": None, "queue": None, "state": None, "labels": {},
-                                                   "limit": 100, "cursor": None, "kind": None})
+                                                   "limit": 100, "cursor": None, "kind": None, "states": None,
+                                                   "ids": None, "names": None, "queues": None, "selector": None,
+                                                   "order": "created", "offset": 0, "total": False})
 
     def test_pages_with_next_cursor(self):
         for n in range(3):

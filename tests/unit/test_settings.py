@@ -32,8 +32,18 @@ def test_defaults():
 def test_registry_is_complete():
     names = [s.name for s in SETTINGS]
     assert len(names) == len(set(names))
-    assert all(s.help and s.type in {"str", "int", "float", "bool", "list"} for s in SETTINGS)
+    assert all(s.help and s.type in {"str", "int", "float", "bool", "list", "table"} for s in SETTINGS)
     assert names[-1] == "config"
+
+
+def test_apps_are_tables_in_the_config_file_or_json_elsewhere(tmp_path):
+    path = write_config(tmp_path, '[apps.web]\ndir = "/srv/web"\nmemory_in_mb = 256\nenv = { A = "1" }\n')
+    assert load_settings(env={"TUBEWAY_CONFIG": path}).apps == {"web": {"dir": "/srv/web", "memory_in_mb": 256,
+                                                                        "env": {"A": "1"}}}
+    assert load_settings(env={"TUBEWAY_APPS": '{"api": {"space_guid": "s1"}}'}).apps == {"api": {"space_guid": "s1"}}
+    for bad in ('{"api": {"colour": "red"}}', '{"api": {"memory_in_mb": "big"}}', '[1]', "{nope"):
+        with pytest.raises(ConfigError, match="apps"):
+            load_settings(env={"TUBEWAY_APPS": bad})
 
 
 def test_precedence_default_config_env_cli(tmp_path):
