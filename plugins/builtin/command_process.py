@@ -30,6 +30,8 @@ DRAIN_SECONDS = 1.0
 POLL_SECONDS = 0.05
 #: Seconds a SIGKILLed group may take to vanish before the run returns anyway.
 KILL_SECONDS = 2.0
+#: Longest nap between checks for the shell's exit when its pipe is closed and no pidfd tells us.
+IDLE_SECONDS = 0.002
 
 
 @dataclasses.dataclass
@@ -104,13 +106,14 @@ class _Reader:
         self.buffer = b""
         self.eof = False
 
-    def pump(self, seconds):
-        """Read what arrives within ``seconds`` (returns early at end of file)."""
-        if self.eof:
-            time.sleep(max(0.0, seconds))
+    def pump(self, seconds, waker=None):
+        """Read what arrives within ``seconds``; returns early at end of file or when ``waker`` (an fd) is readable."""
+        fds = ([] if self.eof else [self.fd]) + ([waker] if waker is not None else [])
+        if not fds:
+            time.sleep(max(0.0, min(seconds, IDLE_SECONDS)))
             return
-        ready, _, _ = select.select([self.fd], [], [], max(0.0, seconds))
-        if not ready:
+        ready, _, _ = select.select(fds, [], [], max(0.0, seconds))
+        if self.eof or self.fd not in ready:
             return
         data = os.read(self.fd, 65536)
         if not data:
@@ -193,21 +196,34 @@ def _exited(proc):
         return True
 
 
+def _exit_fd(proc):
+    """A pidfd of ``proc`` (readable once it exits, so no poll waits past that), or None where there is none."""
+    try:
+        return os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def end_group(proc, reader, grace):
     """SIGTERM the group of ``proc``, wait up to ``grace`` seconds for it to go, then SIGKILL what is left.
 
-    ``proc`` is reaped only at the end, so its group id cannot be reused while it is signalled.
+    A leader still running is reaped only at the end, so its group id cannot be reused while
+    it is signalled; one that has exited is reaped first (see below).
     """
     pgid = proc.pid
     _signal_group(pgid, signal.SIGTERM)
+    if _exited(proc):
+        # Reaped now, the leader no longer answers for the group, so an empty group costs no scan
+        # of /proc. Its number stays reserved while any other member (even a zombie) is left.
+        proc.wait()
     until = time.monotonic() + grace
     while group_alive(pgid):
         if time.monotonic() >= until:
             _signal_group(pgid, signal.SIGKILL)
+            dying = time.monotonic() + KILL_SECONDS  # SIGKILL is not instant: return once the group is gone
+            while group_alive(pgid) and time.monotonic() < dying:
+                reader.pump(POLL_SECONDS)
             break
-        reader.pump(POLL_SECONDS)
-    dying = time.monotonic() + KILL_SECONDS  # SIGKILL is not instant: return once the group is gone
-    while group_alive(pgid) and time.monotonic() < dying:
         reader.pump(POLL_SECONDS)
     proc.wait()
 
@@ -223,6 +239,7 @@ def run(argv, cwd, env, sink, cancelled, time_limit, deadline=None, grace=10.0):
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     reader = _Reader(proc.stdout.fileno(), sink)
+    exit_fd = _exit_fd(proc)
     stopped = None
     try:
         while not _exited(proc):
@@ -235,8 +252,10 @@ def run(argv, cwd, env, sink, cancelled, time_limit, deadline=None, grace=10.0):
                 stopped = "time_limit"
             if stopped:
                 break
-            reader.pump(POLL_SECONDS)
+            reader.pump(POLL_SECONDS, exit_fd)
     finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
         end_group(proc, reader, grace)
         until = time.monotonic() + DRAIN_SECONDS
         while not reader.eof and time.monotonic() < until:

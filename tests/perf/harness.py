@@ -149,7 +149,11 @@ class Stack:
                   "http": f"127.0.0.1:{self.http_port}", **self.settings, **extra}
         argv = []
         for name, value in values.items():
-            argv += ["--" + name.replace("_", "-"), str(value)]
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):  # a switch: present or absent
+                argv += [flag] if value else []
+            else:
+                argv += [flag, str(value)]
         return argv
 
     def start(self, name, argv):

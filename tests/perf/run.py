@@ -11,6 +11,8 @@ Benchmarks (``--only NAME``, repeatable or comma-separated):
   (bench_fraction.py)
 * ``javascript``: 20,000 trivial ``javascript`` runs by 2 workers; one fresh isolate, one warm run and its
   check, in process (bench_javascript.py)
+* ``commands``: 2,000 ``true`` shell commands by 2 workers beside a bare ``subprocess.run`` loop
+  (bench_commands.py)
 
 ``--quick`` runs 10x smaller counts (and 2 s HTTP runs) for trying things out;
 ``--load-tool python`` forces the Python HTTP load generator even when wrk is installed. The
@@ -24,6 +26,7 @@ import time
 import traceback
 
 import bench_callbacks
+import bench_commands
 import bench_fraction
 import bench_http
 import bench_javascript
@@ -35,7 +38,8 @@ import report
 from harness import HERE
 
 BENCHMARKS = {module.NAME: module for module in (bench_http, bench_throughput, bench_latency, bench_memory,
-                                                    bench_callbacks, bench_fraction, bench_javascript)}
+                                                    bench_callbacks, bench_fraction, bench_javascript,
+                                                    bench_commands)}
 DEFAULT_JSON = HERE / "last-run.json"
 
 
