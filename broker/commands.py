@@ -14,7 +14,7 @@ from tubeway.core.job import STATES, check_metadata, storable
 from tubeway.broker.job_filters import parse_filter
 from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
 from tubeway.broker.schedule_commands import ScheduleCommands
-from tubeway.broker.store.queries import count_jobs
+from tubeway.broker.store.queries import count_jobs, read_page
 from tubeway.broker.store.schedules import count_schedules
 
 log = logging.getLogger("tubeway.broker")
@@ -51,6 +51,13 @@ def _strings(body, key, required=False):
         return
     if not isinstance(value, list) or (required and not value) or not all(isinstance(i, str) for i in value):
         raise ValidationError(f"'{key}' must be a list of strings", key)
+
+
+def page_body(query, records, total):
+    """The LIST reply: the jobs, the cursor of the next page (order ``created`` without an offset), the total."""
+    full = len(records) == query.limit
+    next_cursor = str(records[-1]["seq"]) if full and query.order == "created" and not query.offset else None
+    return {"jobs": [public(r) for r in records], "next_cursor": next_cursor, "total": total}
 
 
 def _lease_length(record, default):
@@ -116,12 +123,18 @@ class ClientCommands:
         return public(self.record(body))
 
     def list(self, identity, request_id, body):
-        """A page of jobs (see :mod:`tubeway.broker.job_filters`): with a keyset cursor, or an offset and a total."""
-        query = parse_filter(body)
-        records, total = self.store.query(query, now=self.clock())
-        full = len(records) == query.limit
-        next_cursor = str(records[-1]["seq"]) if full and query.order == "created" and not query.offset else None
-        return {"jobs": [public(r) for r in records], "next_cursor": next_cursor, "total": total}
+        """A page of jobs (see :mod:`tubeway.broker.job_filters`), read off the loop: a keyset cursor, or an offset."""
+        query, now = parse_filter(body), self.clock()
+
+        def answer(page, error):
+            if error is not None:
+                log.error("listing jobs failed: %s", error)
+                reply = p.failure(TubewayError(f"listing jobs failed: {error}"))
+            else:
+                reply = p.ok(page_body(query, *page))
+            self.jobs.outbox.reply(identity, request_id, reply)
+        self.reads.submit(lambda: read_page(query, now), answer)
+        return PARKED
 
     def queues(self, identity, request_id, body):
         """Counts per state of every namespace and queue (counted off the loop)."""

@@ -142,6 +142,7 @@ class Broker:
             self.workers.dispatch()
             self._serve_takers()
             self.jobs.groups.flush()
+            self.store.optimize(now)
         self.outbox.flush()
         self.workers.heartbeat()
 

@@ -1,7 +1,7 @@
 """One SQL query per list: a :class:`~tubeway.broker.job_filters.JobFilter` as a Peewee query.
 
-Multi-value filters become ``IN``, label requirements sub-queries on the indexed
-label table (``key, value, job``), time ranges ``OR``-ed comparisons; the order is
+Multi-value filters become ``IN``, label requirements ``EXISTS`` probes of the label
+table's primary key (``job, key``) for each candidate job, time ranges ``OR``-ed comparisons; the order is
 creation (``seq``, which is also the primary key) or ``updated_at``, ``seq`` breaking ties.
 A total is ``COUNT`` of the same query without order or limit. Nothing is filtered in Python.
 """
@@ -16,22 +16,22 @@ _COMPARE = {"gte": operator.ge, "gt": operator.gt, "lte": operator.le, "lt": ope
 
 
 def _labelled(key, values=None):
-    """Seqs of jobs holding label ``key`` (with one of ``values``, when given)."""
-    query = JobLabel.select(JobLabel.job).where(JobLabel.key == key)
+    """EXISTS a label ``key`` (with one of ``values``, when given) of the job at hand: one primary-key probe."""
+    query = JobLabel.select(JobLabel.job).where((JobLabel.job == Job.seq) & (JobLabel.key == key))
     if values is not None:
         query = query.where(JobLabel.value.in_(values) if len(values) > 1 else JobLabel.value == values[0])
-    return query
+    return pw.fn.EXISTS(query)
 
 
 def _requirement(requirement):
     key, op, values = requirement["key"], requirement["op"], requirement["values"]
     if op in ("=", "in"):
-        return Job.seq.in_(_labelled(key, values))
+        return _labelled(key, values)
     if op in ("!=", "notin"):
-        return Job.seq.not_in(_labelled(key, values))
+        return ~_labelled(key, values)
     if op == "exists":
-        return Job.seq.in_(_labelled(key))
-    return Job.seq.not_in(_labelled(key))
+        return _labelled(key)
+    return ~_labelled(key)
 
 
 def _in_range(column, ranges):
@@ -47,7 +47,7 @@ def conditions(query_filter, now=None):
         field = getattr(Job, column)
         found.append(field == values[0] if len(values) == 1 else field.in_(values))
     for key, value in query_filter.labels.items():
-        found.append(Job.seq.in_(_labelled(key, [value])))
+        found.append(_labelled(key, [value]))
     found.extend(_requirement(requirement) for requirement in query_filter.selector)
     for column, ranges in query_filter.ranges.items():
         found.append(_in_range(getattr(Job, column), ranges))
@@ -82,3 +82,4 @@ def count(query_filter, now=None):
     if where:
         query = query.where(*where)
     return query.scalar()
+

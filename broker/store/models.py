@@ -149,6 +149,8 @@ def _add_indexes():
     Job.add_index(Job.index(Job.origin, Job.state, name="job_origin").where(Job.origin.is_null(False)))
     Job.add_index(Job.index(Job.namespace, Job.name, name="job_name").where(Job.name.is_null(False)))
     Job.add_index(Job.index(Job.namespace, Job.queue, Job.sequence, name="job_sequence"))
+    Job.add_index(Job.index(Job.namespace, Job.queue, Job.updated_at, name="job_queue_updated"))
+    Job.add_index(Job.index(Job.namespace, Job.updated_at, name="job_updated"))
     Schedule.add_index(Schedule.index(Schedule.next_run_at, name="schedule_due")
                        .where(Schedule.running.is_null() & Schedule.next_run_at.is_null(False)))
     Schedule.add_index(Schedule.index(Schedule.running, name="schedule_running")
