@@ -52,7 +52,7 @@ class ListRequest:
     def parse(self):
         """Fill ``query`` and ``link_params``; raise 400 CF-BadQueryParameter naming every problem."""
         names = [self._base(name) for name in self.arguments]
-        unknown = [name for name in dict.fromkeys(names) if name not in ALLOWED or name == "app_guid"]
+        unknown = [name for name in dict.fromkeys(names) if name not in ALLOWED]
         if unknown:
             self.errors.append(f"Unknown query parameter(s): '{QUOTED_COMMA.join(unknown)}'. "
                                f"Valid parameters are: '{QUOTED_COMMA.join(ALLOWED)}'")

@@ -93,7 +93,12 @@ class AppTasksHandler(CloudFoundryHandler):
         self.reply(task_json(await self.broker.get(task_id), self.base_url), 202)
 
     async def get(self, app_guid):
-        request = ListRequest(self._arguments(), app_guid, self.apps).parse()
+        arguments = self._arguments()
+        arguments.pop("app_guid", None)  # the route's guid wins over the query's, as in Cloud Controller
+        await self._app_list(app_guid, arguments)
+
+    async def _app_list(self, app_guid, arguments):
+        request = ListRequest(arguments, app_guid, self.apps).parse()
         self._check_app_guid(app_guid)
         page = await self.broker.list_jobs(**request.broker_query())
         if page["total"] == 0 and app_guid not in self.apps:
@@ -143,7 +148,11 @@ class TasksHandler(AppTasksHandler):
     """``GET /v3/tasks``: every app's tasks (without ``command``, as Cloud Foundry lists them)."""
 
     async def get(self):
-        request = ListRequest(self._arguments(), None, self.apps).parse()
+        arguments = self._arguments()
+        app_guid = (arguments.pop("app_guid", None) or [""])[-1]
+        if app_guid:  # Cloud Controller reads a query ``app_guid`` as the nested route's: that app's list
+            return await self._app_list(app_guid, arguments)
+        request = ListRequest(arguments, None, self.apps).parse()
         page = await self.broker.list_jobs(**request.broker_query())
         self.reply({"pagination": request.pagination(f"{self.base_url}/v3/tasks", page["total"]),
                     "resources": [task_json(record, self.base_url, with_command=False) for record in page["jobs"]]})
