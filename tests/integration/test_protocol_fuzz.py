@@ -57,7 +57,7 @@ values = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-2**63, max_value=2**64 - 1),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30), st.binary(max_size=30),
     st.lists(st.one_of(st.integers(-5, 5), st.text(max_size=5)), max_size=4),
-    st.dictionaries(st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=8)), max_size=4),
+    st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-2**63, 2**64 - 1), st.text(max_size=8)), max_size=4),
     st.text(min_size=201, max_size=300),
 )
 
