@@ -1,7 +1,8 @@
 """Ready windows: a bounded in-memory cache of the next queued jobs of each queue.
 
 Storage holds the truth; a :class:`Window` holds at most ``size`` keys
-``(priority, seq, id)`` of one ``(namespace, queue, kind)``, lowest first. While a
+``(priority, rank, id)`` of one ``(namespace, queue, kind)``, lowest first (``rank`` is the
+job's ``seq``, negated for a ``lifo`` job: those go first, newest first). While a
 window is *truncated* storage may hold queued jobs past its highest key; those
 are read in (keyset, from the ready index) when the window runs low. A job that
 becomes queued enters the window only if its key sorts before that highest key,
@@ -112,7 +113,7 @@ class Dispatcher:
         window = self.windows.get(key)
         if window is None:
             window = self._open(key, truncated=not self.loaded)
-        dropped = window.offer((record["priority"], record["seq"], record["id"]))
+        dropped = window.offer((record["priority"], record["rank"], record["id"]))
         if dropped is None:
             return
         self._admit(record["id"], window)

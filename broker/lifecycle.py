@@ -98,7 +98,7 @@ class Lifecycle:
     def start(self, items, worker_name, lease=None):
         """Mark the jobs of these window keys running; returns their records."""
         now = self.clock()
-        seqs = [item[1] for item in items]
+        seqs = [abs(item[1]) for item in items]  # a key's rank is its seq, negated for a lifo job
         lease_until = now + lease if lease is not None else None
         records = self.store.start(seqs, worker_name, now, lease_until)
         for record in records:
@@ -282,7 +282,7 @@ class Lifecycle:
 
 def public(record):
     """A record as clients see it (internal columns dropped)."""
-    return {k: v for k, v in record.items() if k not in ("seq", "deadline")}
+    return {k: v for k, v in record.items() if k not in ("seq", "deadline", "rank")}
 
 
 NORMALIZED_KEYS = frozenset(normalize_spec({"kind": "noop"}))
@@ -317,6 +317,7 @@ def _is_normalized(spec):
             and _is_seconds(backoff["delay"]) and _is_seconds(backoff["max_delay"])
             and type(backoff["jitter"]) is bool and type(spec["labels"]) is dict
             and (unique_key is None or _is_name(unique_key)) and (name is None or _is_name(name))
+            and type(spec["lifo"]) is bool
             and (parent is None or (type(parent) is str and len(parent) <= MAX_ID and "\x00" not in parent)))
 
 

@@ -51,7 +51,7 @@ MAX_ANNOTATION_VALUE = 5000
 SPEC_FIELDS = (
     "namespace", "queue", "kind", "payload", "priority", "delay", "run_at", "attempts",
     "backoff", "timeout", "result_ttl", "callback_url", "unique_key", "labels", "parent", "name",
-    "annotations",
+    "annotations", "lifo",
 )
 #: States of a job that has not ended and holds no place in a queue.
 UNENDED = ("delayed", "queued", "running", "cancelling")
@@ -159,6 +159,13 @@ def _labels(spec):
     return check_metadata(spec.get("labels"), "labels")
 
 
+def _flag(spec, field):
+    value = spec.get(field, False)
+    if not isinstance(value, bool):
+        raise ValidationError(f"'{field}' must be true or false", field)
+    return value
+
+
 def _optional_name(spec, field):
     return None if spec.get(field) is None else _name(spec, field, None)
 
@@ -210,6 +217,7 @@ def normalize_spec(spec, now=None, known_kinds=None):
         "parent": parent,
         "name": _optional_name(spec, "name"),
         "annotations": check_metadata(spec.get("annotations"), "annotations"),
+        "lifo": _flag(spec, "lifo"),
     }
 
 

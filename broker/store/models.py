@@ -64,6 +64,8 @@ class Job(BaseModel):
     annotations = pw.TextField(null=True)
     #: The job's number in its queue: 1, 2, ... in the order created, never reused (see QueueCounter).
     sequence = pw.BigIntegerField(null=True)
+    #: Its place among the queued jobs of its priority, lowest first: ``seq``, or ``-seq`` for a lifo job.
+    rank = pw.BigIntegerField(null=True)
 
     class Meta:
         table_name = "tubeway_job"
@@ -136,7 +138,8 @@ class QueueCounter(BaseModel):
 
 def _add_indexes():
     running = Job.state == "running"
-    Job.add_index(Job.index(Job.state, Job.namespace, Job.queue, Job.kind, Job.priority, Job.seq, name="job_ready"))
+    Job.add_index(Job.index(Job.state, Job.namespace, Job.queue, Job.kind, Job.priority, Job.rank,
+                            name="job_ready_rank"))
     Job.add_index(Job.index(Job.namespace, Job.queue, Job.seq, name="job_by_queue"))
     Job.add_index(Job.index(Job.namespace, Job.unique_key, unique=True, name="job_unique_key")
                   .where(Job.unique_key.is_null(False)))
@@ -160,7 +163,7 @@ def _add_indexes():
 _add_indexes()
 MODELS = (Job, JobLabel, Schedule, Counter, QueueCounter)
 #: Indexes older versions created that a newer one replaced: dropped when the database is opened.
-RETIRED_INDEXES = ("job_parent",)
+RETIRED_INDEXES = ("job_parent", "job_ready")
 
 
 def open_database(url, synchronous="FULL"):
@@ -190,7 +193,8 @@ def open_database(url, synchronous="FULL"):
         raise ConfigError(f"db: unsupported database URL '{url}' (use sqlite:///PATH or postgresql://...)")
     database.initialize(db)
     db.connect(reuse_if_open=True)
-    add_missing_columns(db)
+    if "rank" in add_missing_columns(db).get(Job._meta.table_name, ()):
+        Job.update(rank=Job.seq).execute()  # jobs stored before ranks were: first in, first out
     db.create_tables(MODELS, safe=True)
     for name in RETIRED_INDEXES:
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
@@ -198,7 +202,11 @@ def open_database(url, synchronous="FULL"):
 
 
 def add_missing_columns(db):
-    """Add the columns a newer Tubeway declares to tables an older one created (all are nullable)."""
+    """Add the columns a newer Tubeway declares to tables an older one created (all are nullable).
+
+    Returns ``{table: [column]}`` of what was added.
+    """
+    added = {}
     for model in MODELS:
         table = model._meta.table_name
         if not db.table_exists(table):
@@ -208,6 +216,8 @@ def add_missing_columns(db):
         if missing:
             migrator = SchemaMigrator.from_database(db)
             migrate(*[migrator.add_column(table, field.column_name, field) for field in missing])
+            added[table] = [field.column_name for field in missing]
+    return added
 
 
 def is_postgres(db):

@@ -55,6 +55,7 @@ def to_record(row):
         record[column] = _loads(record[column])
     record["labels"] = record["labels"] or {}
     record["annotations"] = record["annotations"] or {}
+    record["lifo"] = (record["rank"] or 0) < 0
     record["logs"] = record["logs"] or []
     record.pop("deadline", None)
     return record
@@ -79,11 +80,6 @@ def count_jobs():
     query = (Job.select(Job.namespace, Job.queue, Job.state, pw.fn.COUNT(Job.seq))
              .group_by(Job.namespace, Job.queue, Job.state).tuples())
     return list(query)
-
-
-def ready_key(record):
-    """The dispatcher's key of a record: ``(priority, seq, id)``, lower first."""
-    return (record["priority"], record["seq"], record["id"])
 
 
 COLUMNS = tuple(Job._meta.sorted_field_names)
@@ -164,6 +160,7 @@ class Store:
         for record in records:
             self._last_seq += 1
             record["seq"] = self._last_seq
+            record["rank"] = -self._last_seq if record["lifo"] else self._last_seq
         self.sequences.number(records)
         rows = [tuple(_dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS) for r in records]
         self._execute_many(self._insert_sql, rows)
@@ -219,6 +216,7 @@ class Store:
             "lease_until": None, "deadline": None, "created_at": now, "started_at": None,
             "finished_at": None, "updated_at": now, "expires_at": None,
             "name": spec.get("name"), "annotations": spec.get("annotations") or {}, "sequence": None,
+            "lifo": bool(spec.get("lifo")), "rank": None,
         }
 
     # -- reads --------------------------------------------------------------------------
@@ -311,13 +309,13 @@ class Store:
 
     @_after_flush
     def ready_after(self, namespace, queue, kind, after, limit):
-        """Keys of queued jobs of one queue and kind ordered by priority then age, past ``after``."""
-        query = (Job.select(Job.priority, Job.seq, Job.id)
+        """Keys of queued jobs of one queue and kind ordered by priority then rank, past ``after``."""
+        query = (Job.select(Job.priority, Job.rank, Job.id)
                  .where((Job.state == "queued") & (Job.namespace == namespace) & (Job.queue == queue)
                         & (Job.kind == kind))
-                 .order_by(Job.priority, Job.seq).limit(limit))
+                 .order_by(Job.priority, Job.rank).limit(limit))
         if after is not None:
-            query = query.where(pw.Tuple(Job.priority, Job.seq) > pw.Tuple(after[0], after[1]))
+            query = query.where(pw.Tuple(Job.priority, Job.rank) > pw.Tuple(after[0], after[1]))
         if self.postgres:  # a claim: rows another broker's transaction holds are skipped, not waited on
             query = query.for_update(skip_locked=True)
         return list(query.tuples())

@@ -176,3 +176,12 @@ def test_a_schedule_table_without_id_label_gets_it(db_url, db):
     reopened = open_database(db_url)
     assert "id_label" in {column.name for column in reopened.get_columns("tubeway_schedule")}
     reopened.close()
+
+
+def test_ready_after_puts_lifo_jobs_first_newest_first_within_a_priority(store):
+    records = insert(store, spec(), spec(lifo=True), spec(), spec(lifo=True), spec(priority=-1))
+    keys = store.ready_after("default", "default", "noop", None, 10)
+    assert [k[2] for k in keys] == [records[i]["id"] for i in (4, 3, 1, 0, 2)]
+    assert [k[2] for k in store.ready_after("default", "default", "noop", tuple(keys[1]), 10)] == \
+        [records[i]["id"] for i in (1, 0, 2)]
+    assert store.get(records[1]["id"])["lifo"] is True and store.get(records[0]["id"])["lifo"] is False

@@ -16,14 +16,14 @@ class FakeStore:
         self.calls = []
         self._seq = itertools.count(1)
 
-    def new(self, kind="k", priority=0, namespace="ns", queue="q"):
+    def new(self, kind="k", priority=0, namespace="ns", queue="q", lifo=False):
         seq = next(self._seq)
-        return {"id": f"j{seq}", "seq": seq, "priority": priority, "namespace": namespace, "queue": queue,
-                "kind": kind}
+        return {"id": f"j{seq}", "seq": seq, "rank": -seq if lifo else seq, "priority": priority,
+                "namespace": namespace, "queue": queue, "kind": kind}
 
     def enqueue(self, record):
         key = (record["namespace"], record["queue"], record["kind"])
-        self.queued.setdefault(key, {})[record["id"]] = (record["priority"], record["seq"], record["id"])
+        self.queued.setdefault(key, {})[record["id"]] = (record["priority"], record["rank"], record["id"])
 
     def remove(self, job_id):
         for jobs in self.queued.values():
@@ -80,7 +80,7 @@ class Broker:
 
 
 def key(record):
-    return (record["priority"], record["seq"], record["id"])
+    return (record["priority"], record["rank"], record["id"])
 
 
 def restarted(size, count, priority=0):
@@ -124,7 +124,7 @@ def test_filters():
 def test_has_ready():
     dispatcher = Broker(size=10).dispatcher
     assert not dispatcher.has_ready()
-    dispatcher.queued({"id": "j", "seq": 1, "priority": 0, "namespace": "n1", "queue": "q", "kind": "a"})
+    dispatcher.queued({"id": "j", "seq": 1, "rank": 1, "priority": 0, "namespace": "n1", "queue": "q", "kind": "a"})
     assert dispatcher.has_ready({"a"}) and dispatcher.has_ready(namespace="n1")
     assert not dispatcher.has_ready({"b"}) and not dispatcher.has_ready(namespace="n2")
 
@@ -358,3 +358,12 @@ def test_retried_key_split_by_an_overflow_is_not_lost():
     broker.requeue(records[3])
     records += [broker.submit() for _ in range(4)]
     assert broker.drain() == [key(r) for r in records]
+
+
+
+def test_lifo_jobs_go_first_newest_first_within_their_priority_even_through_small_windows():
+    broker = Broker(size=2)  # most keys stay in storage and come back through refills
+    made = [broker.submit(), broker.submit(), broker.submit(lifo=True), broker.submit(lifo=True),
+            broker.submit(priority=-1), broker.submit(priority=1, lifo=True), broker.submit(lifo=True)]
+    order = [item[2] for item in broker.drain()]
+    assert order == [made[i]["id"] for i in (4, 6, 3, 2, 0, 1, 5)]
