@@ -9,7 +9,7 @@ import logging
 import orjson
 
 from tubeway.core import protocol as p
-from tubeway.core.errors import JobConflict, JobNotFound, TubewayError, ValidationError
+from tubeway.core.errors import JobConflict, JobNotFound, LockRefused, TubewayError, ValidationError
 from tubeway.core.job import STATES, check_metadata, storable
 from tubeway.broker.job_filters import parse_filter
 from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
@@ -20,6 +20,9 @@ from tubeway.broker.store.schedules import count_schedules
 log = logging.getLogger("tubeway.broker")
 PARKED = object()
 MAX_WAIT = 3600.0
+#: Most log lines one NOTE carries, and the longest line.
+MAX_NOTE_LINES = 1000
+MAX_LINE = 10_000
 
 
 def count_all():
@@ -88,7 +91,7 @@ class ClientCommands:
         self.clock = clock
         self.handlers = {
             p.SUBMIT: self.submit, p.GET: self.get, p.LIST: self.list, p.QUEUES: self.queues,
-            p.RETRY: self.retry, p.CANCEL: self.cancel, p.METADATA: self.metadata, p.DELETE: self.delete, p.TAKE: self.take,
+            p.RETRY: self.retry, p.CANCEL: self.cancel, p.METADATA: self.metadata, p.NOTE: self.note, p.DELETE: self.delete, p.TAKE: self.take,
             p.UPDATE: self.update, p.WAIT: self.wait, p.HEALTH: self.health, p.METRICS: self.render_metrics,
         }
         self.handlers.update(ScheduleCommands(lifecycle.schedules).handlers)
@@ -160,6 +163,23 @@ class ClientCommands:
             raise JobConflict(f"job {record['id']} already ended ({record['state']})")
         self.jobs.cancel(record)
         return public(record)
+
+    def note(self, identity, request_id, body):
+        """Progress or log lines for a job from the holder of its attempt's ``lock`` (or, without one, a trusted caller)."""
+        record = self.record(body)
+        lock = body.get("lock")
+        if lock is not None and not self.jobs.locks.holds(record, lock):
+            raise LockRefused(f"that lock token does not hold job {record['id']} now")
+        progress, logs = body.get("progress"), body.get("logs") or []
+        try:
+            orjson.dumps(progress)
+        except TypeError as error:
+            raise ValidationError(f"'progress' must be JSON: {error}", "progress") from None
+        if not isinstance(logs, list) or len(logs) > MAX_NOTE_LINES \
+                or not all(isinstance(line, str) and len(line) <= MAX_LINE and storable(line) for line in logs):
+            raise ValidationError(f"'logs' must be a list of at most {MAX_NOTE_LINES} strings of at most "
+                                  f"{MAX_LINE} characters", "logs")
+        return public(self.jobs.note(record, progress, logs))
 
     def metadata(self, identity, request_id, body):
         """Change a job's labels and annotations (a ``None`` value removes its key)."""

@@ -14,6 +14,7 @@ from tubeway.core.job import (
     BACKOFF_TYPES, ENDED, MAX_ID, MAX_NAME, MAX_PRIORITY, State, backoff_delay, normalize_backoff, normalize_spec,
 )
 from tubeway.broker.groups import Groups
+from tubeway.broker.locks import Locks, load_key
 from tubeway.broker.schedules import Schedules
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Lifecycle:
         self.settings = settings
         self.clock = clock
         self.leases = {}  # job id -> the registry Worker holding it
+        self.locks = Locks(load_key())
         self.groups = Groups(self)
         self.schedules = Schedules(self)
 
@@ -103,6 +105,7 @@ class Lifecycle:
         records = self.store.start(seqs, worker_name, now, lease_until)
         for record in records:
             self.metrics.dispatched(record, now)
+            record["lock"] = self.locks.token(record)
         if lease_until is not None:
             self.timers["lease"].note(lease_until)
         deadlines = {r["seq"]: now + r["timeout"] for r in records
@@ -111,6 +114,25 @@ class Lifecycle:
             self.store.set_deadlines(deadlines)
             self.timers["deadline"].note(min(deadlines.values()))
         return records
+
+    def note(self, record, progress=None, logs=()):
+        """Progress and log lines a job's holder sends while it runs: progress set, lines appended.
+
+        The leased copy (what the worker's result will end) learns them too, so its end keeps them.
+        """
+        now = self.clock()
+        columns = {"updated_at": now}
+        if progress is not None:
+            columns["progress"] = progress
+        if logs:
+            columns["logs"] = ((record.get("logs") or []) + list(logs))[:MAX_LOG_LINES]
+        self.store.update(record["seq"], **columns)
+        record.update(columns)
+        worker = self.leases.get(record["id"])
+        leased = worker.leases.get(record["id"]) if worker is not None else None
+        if leased is not None:
+            leased.update(columns)
+        return record
 
     # -- ending -----------------------------------------------------------------------------
     def finish(self, record, state, result=None, error=None, logs=None, progress=None):
@@ -280,9 +302,15 @@ class Lifecycle:
         return record["state"] in ENDED
 
 
+#: Record keys clients never see: storage's own, and the holder's lock token.
+PRIVATE = frozenset({"seq", "deadline", "rank", "lock"})
+#: Most log lines a job keeps (the worker's executor keeps as many).
+MAX_LOG_LINES = 1000
+
+
 def public(record):
     """A record as clients see it (internal columns dropped)."""
-    return {k: v for k, v in record.items() if k not in ("seq", "deadline", "rank")}
+    return {k: v for k, v in record.items() if k not in PRIVATE}
 
 
 NORMALIZED_KEYS = frozenset(normalize_spec({"kind": "noop"}))

@@ -51,6 +51,11 @@ class BrokerCalls:
         """Cancel a job that has not ended: it is ``cancelled``, or ``cancelling`` while its worker stops it."""
         return self.call(p.CANCEL, {"id": job_id, "namespace": namespace})
 
+    def note(self, job_id, progress=None, logs=None, lock=None, namespace=None):
+        """Set a running job's progress and append log lines; with ``lock``, only while that attempt holds it."""
+        body = {"id": job_id, "progress": progress, "logs": list(logs or ()), "lock": lock, "namespace": namespace}
+        return self.call(p.NOTE, body)
+
     def set_metadata(self, job_id, labels=None, annotations=None, namespace=None):
         """Change a job's labels and annotations (``{key: value}``; a ``None`` value removes the key)."""
         body = {"id": job_id, "labels": labels or {}, "annotations": annotations or {}, "namespace": namespace}

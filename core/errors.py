@@ -59,6 +59,12 @@ class JobConflict(TubewayError):
     code = "conflict"
 
 
+class LockRefused(TubewayError):
+    """A lock token that is not the one of the attempt holding the job now (or the job is not running)."""
+
+    code = "lock_refused"
+
+
 class BrokerUnavailable(TubewayError):
     """The broker did not answer in time."""
 
@@ -86,6 +92,7 @@ CODES = {
         UnknownKind,
         JobNotFound,
         JobConflict,
+        LockRefused,
         BrokerUnavailable,
         ProtocolError,
         JobTimeout,

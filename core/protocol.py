@@ -29,6 +29,8 @@ RETRY = b"RETRY"        # {"id"} -> job (failed or cancelled jobs only)
 CANCEL = b"CANCEL"      # {"id"} -> job (jobs not yet ended only): cancelled, or cancelling while
                         # a worker process stops it (it ends cancelled once stopped)
 METADATA = b"METADATA"  # {"id", "labels", "annotations"}: {key: value or None (removes)} -> job
+NOTE = b"NOTE"          # {"id", "lock"?, "progress"?, "logs"?: [line]} -> job: progress set, lines appended,
+                        # by the holder of the attempt's lock token (given to workers with each job)
 DELETE = b"DELETE"      # {"id"} -> job as it was before removal
 TAKE = b"TAKE"          # {"namespace", "queues", "lease", "block"} -> job or None
 UPDATE = b"UPDATE"      # {"id", "state", "result", "error", "lease"} -> job
@@ -42,7 +44,7 @@ SCHEDULE_LIST = b"SCHEDULE_LIST"        # {"namespace", "queue", "limit", "curso
 SCHEDULE_DELETE = b"SCHEDULE_DELETE"    # {"namespace", "id"} -> schedule as it was before removal
 REPLY = b"REPLY"
 
-CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, METADATA, DELETE, TAKE, UPDATE, WAIT, HEALTH, METRICS,
+CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, METADATA, NOTE, DELETE, TAKE, UPDATE, WAIT, HEALTH, METRICS,
                              SCHEDULE_ADD, SCHEDULE_GET, SCHEDULE_LIST, SCHEDULE_DELETE})
 
 # Worker <-> broker commands.

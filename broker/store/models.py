@@ -136,6 +136,16 @@ class QueueCounter(BaseModel):
         primary_key = pw.CompositeKey("namespace", "queue")
 
 
+class BrokerKey(BaseModel):
+    """A secret the broker made once and keeps (hex): the key lock tokens are made with."""
+
+    name = pw.CharField(max_length=200, primary_key=True)
+    value = pw.TextField()
+
+    class Meta:
+        table_name = "tubeway_broker_key"
+
+
 def _add_indexes():
     running = Job.state == "running"
     Job.add_index(Job.index(Job.state, Job.namespace, Job.queue, Job.kind, Job.priority, Job.rank,
@@ -161,7 +171,7 @@ def _add_indexes():
 
 
 _add_indexes()
-MODELS = (Job, JobLabel, Schedule, Counter, QueueCounter)
+MODELS = (Job, JobLabel, Schedule, Counter, QueueCounter, BrokerKey)
 #: Indexes older versions created that a newer one replaced: dropped when the database is opened.
 RETIRED_INDEXES = ("job_parent", "job_ready")
 

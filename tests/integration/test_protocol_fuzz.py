@@ -35,6 +35,7 @@ CLIENT_BODIES = {
              "created_at": [{"gte": 1.0, "lt": 2.0}], "updated_at": [{"gt": 0}], "order": "-updated", "offset": 0,
              "total": True},
     p.QUEUES: {}, p.RETRY: {"id": "x"}, p.CANCEL: {"id": "x"}, p.DELETE: {"id": "x"},
+    p.NOTE: {"id": "x", "lock": "0" * 40, "progress": {"done": 1}, "logs": ["l"], "namespace": "default"},
     p.METADATA: {"id": "x", "labels": {"a": "b", "c": None}, "annotations": {"n": "v"}, "namespace": "default"},
     p.TAKE: {"namespace": "accepted", "kinds": ["external"], "queues": ["q"], "lease": 5, "block": 0},
     p.UPDATE: {"id": "x", "state": "done", "result": 1, "error": None, "lease": 3},
