@@ -97,9 +97,16 @@ class ClientCommands:
         self.handlers.update(ScheduleCommands(lifecycle.schedules).handlers)
 
     def record(self, body):
-        """The live record a request names (by ``id``, within ``namespace`` when given)."""
-        job_id = body.get("id")
-        record = self.store.get(job_id, now=self.clock()) if isinstance(job_id, str) and storable(job_id) else None
+        """The live record a request names: by ``id`` (within ``namespace`` when given), or by its
+        client-chosen ``unique_key`` within ``namespace``."""
+        job_id, unique_key = body.get("id"), body.get("unique_key")
+        if isinstance(unique_key, str) and storable(unique_key) and isinstance(body.get("namespace"), str):
+            job_id = unique_key
+            record = self.store.get_unique(body["namespace"], unique_key, now=self.clock())
+        elif isinstance(job_id, str) and storable(job_id):
+            record = self.store.get(job_id, now=self.clock())
+        else:
+            record = None
         if record is None or (body.get("namespace") and record["namespace"] != body["namespace"]):
             raise JobNotFound(f"job {job_id} not found")
         return record

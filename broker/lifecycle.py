@@ -161,6 +161,14 @@ class Lifecycle:
             self.groups.spawned_failed(record)
         if record.get("callback_url") and record["namespace"] != CALLBACK_NAMESPACE:
             self._callback(record)
+        self._retain(record)
+
+    def _retain(self, record):
+        """Honour ``keep_done`` / ``keep_failed``: keep only the newest N such ended jobs of the queue."""
+        column = {"done": "keep_done", "failed": "keep_failed"}.get(record["state"])
+        keep = record.get(column) if column else None
+        if keep is not None:
+            self.store.prune_ended(record["namespace"], record["queue"], record["state"], column, keep)
 
     def reply_waiters(self, record):
         """Answer every long-poll parked on this job."""
@@ -345,7 +353,7 @@ def _is_normalized(spec):
             and _is_seconds(backoff["delay"]) and _is_seconds(backoff["max_delay"])
             and type(backoff["jitter"]) is bool and type(spec["labels"]) is dict
             and (unique_key is None or _is_name(unique_key)) and (name is None or _is_name(name))
-            and type(spec["lifo"]) is bool
+            and type(spec["lifo"]) is bool and spec["keep_done"] is None and spec["keep_failed"] is None
             and (parent is None or (type(parent) is str and len(parent) <= MAX_ID and "\x00" not in parent)))
 
 

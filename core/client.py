@@ -30,6 +30,10 @@ class BrokerCalls:
         """The job record with this id (``namespace``, when given, must match too)."""
         return self.call(p.GET, {"id": job_id, "namespace": namespace})
 
+    def get_unique(self, unique_key, namespace="default"):
+        """The live job holding a client-chosen ``unique_key`` in ``namespace``."""
+        return self.call(p.GET, {"unique_key": unique_key, "namespace": namespace})
+
     def list_jobs(self, namespace=None, queue=None, state=None, labels=None, limit=100, cursor=None, kind=None,
                   **query):
         """A page of jobs: ``{"jobs", "next_cursor", "total"}``; ``query`` takes the other LIST fields

@@ -45,13 +45,15 @@ MAX_PRIORITY = 2**31 - 1
 #: Longest job id (client-chosen or a ``parent``) storage holds.
 MAX_ID = 36
 MAX_LABEL_VALUE = 1000
+#: Most ended jobs ``keep_done`` / ``keep_failed`` may keep per queue.
+MAX_KEEP = 1_000_000
 MAX_ANNOTATION_VALUE = 5000
 
 #: The fields a native submission may carry.
 SPEC_FIELDS = (
     "namespace", "queue", "kind", "payload", "priority", "delay", "run_at", "attempts",
     "backoff", "timeout", "result_ttl", "callback_url", "unique_key", "labels", "parent", "name",
-    "annotations", "lifo",
+    "annotations", "lifo", "keep_done", "keep_failed",
 )
 #: States of a job that has not ended and holds no place in a queue.
 UNENDED = ("delayed", "queued", "running", "cancelling")
@@ -218,6 +220,8 @@ def normalize_spec(spec, now=None, known_kinds=None):
         "name": _optional_name(spec, "name"),
         "annotations": check_metadata(spec.get("annotations"), "annotations"),
         "lifo": _flag(spec, "lifo"),
+        "keep_done": _number(spec, "keep_done", None, integer=True, maximum=MAX_KEEP),
+        "keep_failed": _number(spec, "keep_failed", None, integer=True, maximum=MAX_KEEP),
     }
 
 

@@ -22,7 +22,7 @@ HEADERS = (CLIENT, WORKER)
 # "id" also take an optional "namespace": when given, a job of another namespace is
 # reported not found, so one dialect never sees another's jobs.
 SUBMIT = b"SUBMIT"      # {"jobs": [spec]} -> {"ids": [id], "created": [bool]}
-GET = b"GET"            # {"id"} -> job
+GET = b"GET"            # {"id"} or {"namespace", "unique_key"} -> job
 LIST = b"LIST"          # a query (see tubeway.broker.job_filters) -> {"jobs", "next_cursor", "total"}
 QUEUES = b"QUEUES"      # {} -> {"queues": [{"namespace", "queue", "counts": {state: n}}]}
 RETRY = b"RETRY"        # {"id"} -> job (failed or cancelled jobs only)

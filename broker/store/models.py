@@ -66,6 +66,9 @@ class Job(BaseModel):
     sequence = pw.BigIntegerField(null=True)
     #: Its place among the queued jobs of its priority, lowest first: ``seq``, or ``-seq`` for a lifo job.
     rank = pw.BigIntegerField(null=True)
+    #: How many ended jobs of its queue in the state done (failed) that ask the same to keep (None: all).
+    keep_done = pw.IntegerField(null=True)
+    keep_failed = pw.IntegerField(null=True)
 
     class Meta:
         table_name = "tubeway_job"
@@ -164,6 +167,8 @@ def _add_indexes():
     Job.add_index(Job.index(Job.namespace, Job.queue, Job.sequence, name="job_sequence"))
     Job.add_index(Job.index(Job.namespace, Job.queue, Job.updated_at, name="job_queue_updated"))
     Job.add_index(Job.index(Job.namespace, Job.updated_at, name="job_updated"))
+    Job.add_index(Job.index(Job.namespace, Job.queue, Job.state, Job.finished_at, name="job_retained")
+                  .where(Job.keep_done.is_null(False) | Job.keep_failed.is_null(False)))
     Schedule.add_index(Schedule.index(Schedule.next_run_at, name="schedule_due")
                        .where(Schedule.running.is_null() & Schedule.next_run_at.is_null(False)))
     Schedule.add_index(Schedule.index(Schedule.running, name="schedule_running")

@@ -27,6 +27,8 @@ from tubeway.broker.store.sequences import QueueSequences
 RECENT_LIMIT = 50000
 RECENT_BYTES = 64 * 1024 * 1024
 RECORD_BYTES = 1536
+#: Most jobs one ended job's retention deletes at once (more go at the next end).
+PRUNE_BATCH = 1000
 JSON_COLUMNS = ("payload", "backoff", "labels", "result", "progress", "logs", "annotations")
 
 
@@ -217,6 +219,7 @@ class Store:
             "finished_at": None, "updated_at": now, "expires_at": None,
             "name": spec.get("name"), "annotations": spec.get("annotations") or {}, "sequence": None,
             "lifo": bool(spec.get("lifo")), "rank": None,
+            "keep_done": spec.get("keep_done"), "keep_failed": spec.get("keep_failed"),
         }
 
     # -- reads --------------------------------------------------------------------------
@@ -280,6 +283,29 @@ class Store:
                 JobLabel.insert_many(rows).execute()
         record.update(labels=merged_labels, annotations=merged_annotations, updated_at=now)
         return record
+
+    @_after_flush
+    def prune_ended(self, namespace, queue, state, column, keep):
+        """Delete the ``state`` jobs of a queue asking to be kept (``column``) beyond the newest ``keep``."""
+        field = getattr(Job, column)
+        stale = [seq for (seq,) in Job.select(Job.seq)
+                 .where((Job.namespace == namespace) & (Job.queue == queue) & (Job.state == state)
+                        & (Job.keep_done.is_null(False) | Job.keep_failed.is_null(False)) & field.is_null(False))
+                 .order_by(Job.finished_at.desc(), Job.seq.desc()).offset(keep).limit(PRUNE_BATCH).tuples()]
+        for seq in stale:
+            self._forget_recent(seq)
+        if stale:
+            JobLabel.delete().where(JobLabel.job.in_(stale)).execute()
+            Job.delete().where(Job.seq.in_(stale)).execute()
+        return len(stale)
+
+    @_after_flush
+    def get_unique(self, namespace, unique_key, now=None):
+        """The record of the live job holding ``unique_key`` in ``namespace`` (a client-chosen id), or None."""
+        row = Job.select().where((Job.namespace == namespace) & (Job.unique_key == unique_key)).dicts().first()
+        if row is None or (now is not None and row["expires_at"] is not None and row["expires_at"] <= now):
+            return None
+        return to_record(row)
 
     @_after_flush
     def unended_descendants(self, job_id):

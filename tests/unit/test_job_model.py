@@ -30,7 +30,8 @@ def test_defaults_of_a_minimal_spec():
         "run_at": None, "max_attempts": 1,
         "backoff": {"type": "exponential", "delay": 1.0, "max_delay": 3600.0, "jitter": False},
         "timeout": None, "result_ttl": None, "callback_url": None, "unique_key": None, "labels": {},
-        "parent": None, "name": None, "annotations": {}, "lifo": False,
+        "parent": None, "name": None, "annotations": {}, "lifo": False, "keep_done": None,
+        "keep_failed": None,
     }
 
 
