@@ -124,7 +124,10 @@ class Isolate:
 
         self._racer = MiniRacer()
         ctx = self._racer._ctx
-        self._dll, self._id, self._answers = ctx._dll, ctx._ctx, ctx._non_cancelable_mr_task_results_queue
+        self._dll, self._id = ctx._dll, ctx._ctx
+        # A SimpleQueue (in C) in place of the context's queue.Queue: it answers a waiting thread in a few µs less.
+        self._answers = queue.SimpleQueue()
+        object.__setattr__(ctx, "_non_cancelable_mr_task_results_queue", self._answers)
         self._to_handle, self._to_python = ctx._python_to_value_handle, ctx._value_handle_to_python
         self.lock = threading.Lock()
         self.broken = False
@@ -132,6 +135,8 @@ class Isolate:
         self.quiet_by = None
         self.memory = 0
         self.eval(f"({SANDBOX_JS})({int(max_lines)}, {int(max_line_chars)})", SETUP_SECONDS)
+        self._no_args = self.eval("[]", SETUP_SECONDS)
+        self._functions = {}
 
     def eval(self, code, seconds, memory=0, cancelled=None):
         """Evaluate ``code`` and return its value (a JS string comes back as ``str``).
@@ -144,7 +149,25 @@ class Isolate:
             raise EngineError("the isolate is closed")
         self._racer.set_hard_memory_limit(int(memory))
         code_handle = self._to_handle(code)
-        task = self._dll.mr_eval(self._id, code_handle.raw, 0)
+        return self._answer(self._dll.mr_eval(self._id, code_handle.raw, 0), seconds, cancelled)
+
+    def call(self, name, text, seconds, memory=0, cancelled=None):
+        """Call the sandbox's ``__tubeway[name]`` with ``this`` the string ``text``; limits and errors as :meth:`eval`.
+
+        Cheaper than evaluating a call: V8 compiles no script for it (a script new to V8
+        costs it tens of µs), and the function is looked up once per isolate.
+        """
+        if self._racer is None:
+            raise EngineError("the isolate is closed")
+        function = self._functions.get(name)
+        if function is None:
+            function = self._functions[name] = self.eval(f"__tubeway.{name}", SETUP_SECONDS)
+        self._racer.set_hard_memory_limit(int(memory))
+        this = self._to_handle(text)
+        task = self._dll.mr_call_function(self._id, function.raw_handle.raw, this.raw, self._no_args.raw_handle.raw, 0)
+        return self._answer(task, seconds, cancelled)
+
+    def _answer(self, task, seconds, cancelled):
         deadline = time.monotonic() + seconds
         while True:
             left = deadline - time.monotonic()
@@ -168,6 +191,8 @@ class Isolate:
             raise Stopped("memory") from None
         except JSEvalException as exc:
             self.broken = True
+            if self.memory_exhausted():  # a call (not an eval) the heap limit stopped answers a bare "null"
+                raise Stopped("memory") from None
             raise EngineError(str(exc).strip()) from None
 
     def _stop(self, task, reason):
@@ -193,6 +218,7 @@ class Isolate:
         racer, self._racer = self._racer, None
         if racer is None:
             return
+        self._functions, self._no_args = {}, None  # handles into the isolate, freed before it
         if self.responsive:
             racer.close()
         else:

@@ -78,9 +78,8 @@ def costs(isolates, calls):
     isolate_ms = (time.perf_counter() - started) / isolates * 1000
     isolate = js_engine.Isolate(10, 100)
     try:
-        params = orjson.dumps(orjson.dumps({"n": 1}).decode()).decode()
-        code = f"__tubeway.step({orjson.dumps(COMMAND).decode()}, {params})"
-        step_us = _mean_us(lambda: isolate.eval(code, 5.0), calls)
+        step_input = orjson.dumps([COMMAND, orjson.dumps({"n": 1}).decode(), 1]).decode()
+        step_us = _mean_us(lambda: isolate.call("step", step_input, 5.0), calls)
         post_us = _mean_us(lambda: isolate.eval("__tubeway.post()", 5.0), calls)
     finally:
         isolate.close()
