@@ -189,6 +189,7 @@ def test_a_prototype_changed_by_one_run_is_pristine_in_the_next(pm):
     ("Object.defineProperty(Object.prototype, 'stash', {value: 1, enumerable: false})", "({}).stash === undefined",
      True),
     ("Object.setPrototypeOf(Map.prototype, {stash: 1})", "new Map().stash === undefined", True),
+    ("Error.captureStackTrace(Object.prototype)", "'stack' in {}", False),
     ("Object.freeze(Array.prototype)", "Object.isFrozen(Array.prototype)", False),
     ("delete Error.prototype.name", "new Error('x').toString()", "Error: x"),
     ("Number.prototype.toFixed = () => 'spy'", "(1).toFixed(1)", "1.0"),
@@ -198,6 +199,11 @@ def test_a_prototype_changed_by_one_run_is_pristine_in_the_next(pm):
 def test_whatever_a_run_changes_in_reach_is_pristine_for_the_next(pm, change, probe, pristine):
     run(pm, change)
     assert result(pm, f"return {probe}") == pristine
+
+
+def test_capture_stack_trace_still_leaves_out_its_own_frame(pm):
+    assert result(pm, "function f() { const o = {}; Error.captureStackTrace(o); return o.stack; } return f()"
+                  ).splitlines()[1].strip().startswith("at f ")
 
 
 def test_promise_jobs_cannot_leave_state_for_the_next_run(pm):
