@@ -194,6 +194,8 @@ def test_a_prototype_changed_by_one_run_is_pristine_in_the_next(pm):
     ("delete Error.prototype.name", "new Error('x').toString()", "Error: x"),
     ("Number.prototype.toFixed = () => 'spy'", "(1).toFixed(1)", "1.0"),
     ("globalThis.Map = null", "typeof Map", "function"),
+    ("globalThis[Symbol.for('stash')] = 1", "globalThis[Symbol.for('stash')] === undefined", True),
+    ("Object.assign(globalThis, {stash: 1})", "typeof stash", "undefined"),
     ("Object.defineProperty(globalThis, 'Set', {get() { return 'spy'; }})", "typeof Set", "function"),
 ])
 def test_whatever_a_run_changes_in_reach_is_pristine_for_the_next(pm, change, probe, pristine):
