@@ -295,3 +295,11 @@ def test_a_process_forked_after_v8_started_refuses_to_run_javascript(pm):
             os._exit(0)
         os._exit(1)
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_an_isolate_keeps_one_python_thread_state_and_gives_it_back_when_closed():
+    isolate = js_engine.Isolate(1, 1)
+    assert isolate._answers._state == "held"
+    assert isolate.eval("1 + 1", 5.0) == 2
+    isolate.close()
+    assert isolate._answers._state == "released"
