@@ -7,12 +7,14 @@ isolate with the sandbox loaded costs about 15 ms to make, so one is kept per jo
 and each run starts from a clean state that ``js_sandbox.js`` checks (see
 :mod:`tubeway.plugins.builtin.js_runtime`).
 
-:meth:`Isolate.eval` talks to mini-racer's context object directly (its ``_ctx``: the
-DLL, the context id and the queue its native thread answers uncancelable tasks on)
-rather than through ``MiniRacer.eval``: that one hops through an asyncio loop thread and
-costs about 400 µs of CPU per call, against 100 µs here. The queue answers tasks in the
-order they were sent, so one isolate must be driven by one thread at a time (the callers
-hold a lock or own the isolate). pyproject.toml pins mini-racer below 0.15 for this.
+:meth:`Isolate.eval` and :meth:`Isolate.call` talk to mini-racer's context object directly
+(its ``_ctx``: the DLL, the context id and the queue its native thread answers
+uncancelable tasks on, which :class:`_Answers` replaces) rather than through
+``MiniRacer.eval``: that one hops through an asyncio loop thread and costs about 400 µs
+of CPU per call, against 20-30 µs here for a call that does nothing. The queue answers
+tasks in the order they were sent, so one isolate must be driven by one thread at a time
+(the callers hold a lock or own the isolate). pyproject.toml pins mini-racer below 0.15
+for this.
 
 V8 must be started on a process's main thread (:func:`start_v8`): started on another
 thread, mini-racer crashes when isolates are made later. Nor does V8 survive a fork: a
