@@ -151,7 +151,7 @@ def parse_filter(body):
     query.after = _cursor(body)
     if query.after and query.order != "created":
         raise ValidationError("a 'cursor' pages only the order 'created'", "cursor")
-    query.offset = _count(body, "offset", 0, 0, 2**62)
+    query.offset = _count(body, "offset", 0, 0, 2**63 - 1)
     if not isinstance(body.get("total", False), bool):
         raise ValidationError("'total' must be a boolean", "total")
     query.total = body.get("total", False)

@@ -24,6 +24,8 @@ MAX_PER_PAGE = 5000
 DEFAULT_PER_PAGE = 50
 MAX_REQUIREMENTS = 50
 QUOTED_COMMA = "', '"
+#: Cloud Controller's bound on page * per_page (its default renderer.max_total_results).
+MAX_RESULT = 2**63 - 1
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 
 
@@ -85,6 +87,8 @@ class ListRequest:
                 self.errors.append("Per page must be a positive integer")
             elif self.per_page > MAX_PER_PAGE:
                 self.errors.append(f"Per page must be between 1 and {MAX_PER_PAGE}")
+        if self.page * self.per_page > MAX_RESULT:
+            self.errors.append(f"Maximum result (page * per_page) must be less than {MAX_RESULT}")
         self.query["order"] = "created"
         if order_by:
             match = re.fullmatch(r"([+-]?)(created_at|updated_at)", order_by)

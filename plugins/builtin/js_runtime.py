@@ -61,23 +61,22 @@ def run_command(command, params_json, seconds, memory, cancelled=None):
     stops it early. Raises EngineError when V8 fails in a way no command should cause.
     """
     token = next(_tokens)
-    code = (f"__tubeway.step({to_json(command)}, {'undefined' if params_json is None else to_json(params_json)}, "
-            f"{token})")
+    step_input = to_json([command, params_json, token])
     try:
-        return _run(code, token, seconds, memory, cancelled)
+        return _run(step_input, token, seconds, memory, cancelled)
     except _Again:
         try:
-            return _run(code, token, seconds, memory, cancelled, last_try=True)
+            return _run(step_input, token, seconds, memory, cancelled, last_try=True)
         except _Again:
             raise EngineError("a fresh isolate could not run the command") from None
 
 
-def _run(code, token, seconds, memory, cancelled, last_try=False):
+def _run(step_input, token, seconds, memory, cancelled, last_try=False):
     with _locked_isolate() as isolate:
         isolate.quiet_by = None
         submitted = time.time()
         try:
-            answer = from_json(isolate.eval(code, seconds, memory, cancelled))
+            answer = from_json(isolate.call("step", step_input, seconds, memory, cancelled))
         except Stopped as stop:
             return _stopped(isolate, stop.reason, token, seconds, submitted, last_try)
         except EngineError:

@@ -1,6 +1,8 @@
 // The sandbox `javascript` job commands run in: evaluated once in each V8 isolate, before any command, as
 // `(<this function>)(maxLines, maxLineChars)`. It defines one global, `__tubeway` (frozen, not writable):
-//   step(command, paramsJson, token): post(), then, if it found all clean, run(command, paramsJson); else '[2]'.
+//   step(), with `this` the JSON text '[command, paramsJson or null, token]' (the host calls it with a string as
+//     `this`, which spares V8 compiling a new script per run): post(), then, if it found all clean,
+//     run(command, paramsJson); else '[2]'.
 //   run(command, paramsJson): compile `command` as the body of `function (params)` and call it; answers
 //     '[0, <result JSON>, [lines], dropped]', or '[1, "<error message>", [lines], dropped]' when it threw.
 //   post(): delete the globals the last run (and its promise jobs) added and answer 1 when all else a
@@ -167,6 +169,31 @@
       else freeze(object);
     }
     for (const key of ownKeys(global)) globalKeys.add(key);
+    for (const entry of open) valueChecks.push(valueCheck(entry));
+  }
+
+  // Per open object: [compare, keys, values, the entry's indexes of its other properties]. compare(object, keys,
+  // values) compares its plain data properties, one load site per property: V8 answers each site, which only
+  // ever sees one object and one key, from its inline cache, several times faster than a loop reading every
+  // property through one site. Accessors, undefined and NaN values are left to sameProperty.
+  const valueChecks = [];
+  function valueCheck(entry) {
+    const keys = [], values = [], others = [];
+    let body = 'return true';
+    for (let j = FIRST; j < entry.length; j += 5) {
+      const value = entry[j + 1];
+      if (entry[j + 2] !== undefined || entry[j + 3] !== undefined || value === undefined || value !== value) {
+        others.push(j);
+      } else {
+        const name = entry[j];
+        const load = typeof name === 'string' && apply(regexpExec, /^[A-Za-z_$][\w$]*$/, [name]) ? `.${name}`
+          : `[k[${keys.length}]]`;
+        body += ` && o${load} === v[${keys.length}]`;
+        keys.push(entry[j]);
+        values.push(value);
+      }
+    }
+    return [new FunctionCtor('o', 'k', 'v', body), keys, values, others];
   }
 
   // Without defineProperty and its kin, a command cannot turn a property into an accessor, hide one or change
@@ -183,6 +210,13 @@
   watch(Reflect, 'defineProperty');
   watch(Object.prototype, '__defineGetter__');
   watch(Object.prototype, '__defineSetter__');
+  // It defines a non-enumerable 'stack' on any object. The stack it records leaves out the wrapper's frame.
+  const originalCapture = Error.captureStackTrace;
+  const capture = {captureStackTrace(object, constructorOpt) {
+    redefined = true;
+    return apply(originalCapture, this, [object, constructorOpt === undefined ? capture : constructorOpt]);
+  }}.captureStackTrace;
+  Error.captureStackTrace = capture;
 
   function sameShape(entry) {
     const object = entry[0];
@@ -190,16 +224,11 @@
       && symbolsOf(object).length === entry[4];
   }
 
-  function sameValues(entry) {
-    const object = entry[0];
-    for (let j = FIRST; j < entry.length; j += 5) {
-      const expected = entry[j + 1];
-      if (entry[j + 2] !== undefined || entry[j + 3] !== undefined || expected === undefined) {
-        if (!sameProperty(object, entry, j)) return false;
-      } else {
-        const value = object[entry[j]];
-        if (value !== expected && (value === value || expected === expected)) return false;  // NaN stays NaN
-      }
+  function sameValues(i) {
+    const entry = open[i], object = entry[0], check = valueChecks[i], others = check[3];  // no iterators here
+    if (!check[0](object, check[1], check[2])) return false;
+    for (let o = 0; o < others.length; o++) {
+      if (!sameProperty(object, entry, others[o])) return false;
     }
     return true;
   }
@@ -221,8 +250,13 @@
     return value === expected || (value !== value && expected !== expected);
   }
 
+  // A global added without defineProperty and its kin is enumerable or a symbol: listing those costs a fifth
+  // of listing them all.
   function dropNewGlobals() {
-    const keys = ownKeys(global);
+    return redefined ? dropNew(ownKeys(global)) : dropNew(objectKeys(global)) && dropNew(symbolsOf(global));
+  }
+
+  function dropNew(keys) {
     for (let i = 0; i < keys.length; i++) {
       if (!apply(setHas, globalKeys, [keys[i]]) && !deleteProperty(global, keys[i])) return false;
     }
@@ -237,9 +271,8 @@
     for (let i = 0; i < open.length; i++) {
       if (!sameShape(open[i])) return false;  // every prototype first, so reading a value meets no stranger
     }
-    const same = redefined ? sameDescriptors : sameValues;
     for (let i = 0; i < open.length; i++) {
-      if (!same(open[i])) return false;
+      if (!(redefined ? sameDescriptors(open[i]) : sameValues(i))) return false;
     }
     return true;
   }
@@ -254,10 +287,11 @@
     }
   }
 
-  function step(command, paramsJson, token) {
+  function step() {
     startedAt = dateNow();
-    stepToken = token;
-    return post() === 1 ? run(command, paramsJson) : '[2]';
+    const input = parse(this);
+    stepToken = input[2];
+    return post() === 1 ? run(input[0], input[1] === null ? undefined : input[1]) : '[2]';
   }
 
   const api = {step, run, post, logs, check};

@@ -4,6 +4,8 @@ import os
 
 import psutil
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from procs import gone
 from twkit import module_cluster, poll_until
@@ -197,3 +199,34 @@ def test_each_error_is_cloud_foundrys(cf):
         (401, "CF-NotAuthenticated", 10002)
     assert cf.post("/oauth/token", data={"grant_type": "password", "username": "u", "password": "wrong"}) \
         .status_code == 401
+
+
+words = st.one_of(st.sampled_from(["", "0", "-1", "5001", "1e3", "abc", "created_at", "-updated_at", "PENDING",
+                                   "a in (b", "!x", "x==y", "2026-01-31T12:00:00Z", "9" * 40, "a,b,,", "é\u0000"]),
+                  st.text(max_size=12))
+query_names = st.sampled_from(["page", "per_page", "order_by", "guids", "names", "states", "label_selector",
+                               "sequence_ids", "app_guids", "space_guids", "organization_guids", "created_ats",
+                               "updated_ats[lt]", "created_ats[gte]", "created_ats[zz]", "app_guid", "bogus"])
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(),
+                                     st.text(max_size=8)),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                           max_leaves=8)
+create_bodies = st.dictionaries(st.sampled_from(["command", "name", "memory_in_mb", "disk_in_mb", "metadata",
+                                                 "log_rate_limit_in_bytes_per_second", "droplet_guid", "user",
+                                                 "template", "extra"]), json_values, max_size=4)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.lists(st.tuples(query_names, words), max_size=4), body=create_bodies,
+       path=st.sampled_from(["/v3/tasks", "/v3/apps/web/tasks", "/v3/apps/fuzz/tasks"]))
+def test_any_query_or_body_gets_an_answer_below_500_in_cloud_foundrys_shape(cf, params, body, path):
+    listed = cf.request("GET", path, params=params)
+    assert listed.status_code in (200, 400, 404), listed.text
+    if listed.status_code != 200:
+        assert set(listed.json()["errors"][0]) == {"code", "title", "detail"}
+    created = cf.post("/v3/apps/fuzz/tasks", json=dict(body, command="true") if "command" not in body else body)
+    assert created.status_code in (202, 400, 422), created.text
+    if created.status_code == 202:
+        patched = cf.request("PATCH", f"/v3/tasks/{created.json()['guid']}", json={"metadata": body.get("metadata")})
+        assert patched.status_code in (200, 422), patched.text

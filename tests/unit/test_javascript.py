@@ -189,15 +189,23 @@ def test_a_prototype_changed_by_one_run_is_pristine_in_the_next(pm):
     ("Object.defineProperty(Object.prototype, 'stash', {value: 1, enumerable: false})", "({}).stash === undefined",
      True),
     ("Object.setPrototypeOf(Map.prototype, {stash: 1})", "new Map().stash === undefined", True),
+    ("Error.captureStackTrace(Object.prototype)", "'stack' in {}", False),
     ("Object.freeze(Array.prototype)", "Object.isFrozen(Array.prototype)", False),
     ("delete Error.prototype.name", "new Error('x').toString()", "Error: x"),
     ("Number.prototype.toFixed = () => 'spy'", "(1).toFixed(1)", "1.0"),
     ("globalThis.Map = null", "typeof Map", "function"),
+    ("globalThis[Symbol.for('stash')] = 1", "globalThis[Symbol.for('stash')] === undefined", True),
+    ("Object.assign(globalThis, {stash: 1})", "typeof stash", "undefined"),
     ("Object.defineProperty(globalThis, 'Set', {get() { return 'spy'; }})", "typeof Set", "function"),
 ])
 def test_whatever_a_run_changes_in_reach_is_pristine_for_the_next(pm, change, probe, pristine):
     run(pm, change)
     assert result(pm, f"return {probe}") == pristine
+
+
+def test_capture_stack_trace_still_leaves_out_its_own_frame(pm):
+    assert result(pm, "function f() { const o = {}; Error.captureStackTrace(o); return o.stack; } return f()"
+                  ).splitlines()[1].strip().startswith("at f ")
 
 
 def test_promise_jobs_cannot_leave_state_for_the_next_run(pm):
@@ -287,3 +295,11 @@ def test_a_process_forked_after_v8_started_refuses_to_run_javascript(pm):
             os._exit(0)
         os._exit(1)
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_an_isolate_keeps_one_python_thread_state_and_gives_it_back_when_closed():
+    isolate = js_engine.Isolate(1, 1)
+    assert isolate._answers._state == "held"
+    assert isolate.eval("1 + 1", 5.0) == 2
+    isolate.close()
+    assert isolate._answers._state == "released"
