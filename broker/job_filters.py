@@ -12,7 +12,7 @@ Body fields (all optional)::
     labels                            {key: value}: every one must match
     selector                          [{"key", "op", "values"}]: every requirement must hold;
                                       op is one of SELECTOR_OPS
-    created_at, updated_at            [{"gte"?, "gt"?, "lte"?, "lt"?}]: a job matches one range
+    created_at, updated_at, priority  [{"gte"?, "gt"?, "lte"?, "lt"?}]: a job matches one range
     order                             one of ORDERS (default "created": oldest first)
     limit                             1..MAX_LIST (default 100)
     cursor                            the ``next_cursor`` of the page before (order "created" only)
@@ -141,7 +141,7 @@ def parse_filter(body):
     if not isinstance(selector, list) or len(selector) > MAX_REQUIREMENTS:
         raise ValidationError(f"'selector' must be a list of at most {MAX_REQUIREMENTS} requirements", "selector")
     query.selector = [_requirement(item) for item in selector]
-    for name in ("created_at", "updated_at"):
+    for name in ("created_at", "updated_at", "priority"):
         if body.get(name) is not None:
             query.ranges[name] = _ranges(body, name)
     query.order = body.get("order") or "created"

@@ -141,3 +141,14 @@ def test_metadata_changes_are_merged_removed_and_found_by_selectors(db):
         return [r["id"] for r in store.query(parse_filter({"selector": parse_selector(text)}))[0]]
     assert found("env=b,new") == [record["id"]]
     assert found("old") == [] and found("env=a") == [] and found("!old") == [record["id"]]
+
+
+def test_a_priority_range_splits_a_queue_as_bullmq_splits_waiting_from_prioritized(db):
+    store = Store(db)
+    with store.atomic():
+        records = store.insert([normalize_spec({"kind": "noop", "priority": p}, now=NOW) for p in (0, 5, 0, 1)], NOW)
+
+    def found(ranges):
+        return [r["id"] for r in store.query(parse_filter({"priority": ranges}))[0]]
+    assert found([{"gte": 1}]) == [records[1]["id"], records[3]["id"]]
+    assert found([{"lte": 0}]) == [records[0]["id"], records[2]["id"]]
