@@ -26,7 +26,7 @@ log = logging.getLogger("tubeway.http")
 PACKAGE = "tubeway.broker.http"
 #: Modules of this package exposing ``routes()``, in matching order: the dialects that
 #: ship. Each must import; one that does not stops the front end at start.
-DIALECTS = ("native", "accepted", "queue_task", "arangodb", "cloudfoundry", "metrics")
+DIALECTS = ("native", "accepted", "queue_task", "arangodb", "cloudfoundry", "bullmq", "metrics")
 SHUTDOWN_GRACE = 5.0
 
 
