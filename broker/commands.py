@@ -13,6 +13,7 @@ from tubeway.core.errors import JobConflict, JobNotFound, LockRefused, TubewayEr
 from tubeway.core.job import STATES, check_metadata, storable
 from tubeway.broker.job_filters import parse_filter
 from tubeway.broker.lifecycle import HTTP_TAKER, public, wire_spec
+from tubeway.broker.endpoint_commands import EndpointCommands
 from tubeway.broker.schedule_commands import ScheduleCommands
 from tubeway.broker.store.queries import count_jobs, read_page
 from tubeway.broker.store.schedules import count_schedules
@@ -95,6 +96,7 @@ class ClientCommands:
             p.UPDATE: self.update, p.WAIT: self.wait, p.HEALTH: self.health, p.METRICS: self.render_metrics,
         }
         self.handlers.update(ScheduleCommands(lifecycle.schedules).handlers)
+        self.handlers.update(EndpointCommands(lifecycle.endpoints).handlers)
 
     def record(self, body):
         """The live record a request names: by ``id`` (within ``namespace`` when given), or by its
@@ -200,6 +202,7 @@ class ClientCommands:
         record = self.record(body)
         before = public(record)
         if not self.jobs.is_ended(record):
+            self.jobs.left_running(record)
             self.jobs.abort(record["id"])
             self.jobs.dispatcher.forget(record["id"])
             self.jobs.reply_waiters(dict(record, state="cancelled"))

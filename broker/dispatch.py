@@ -86,9 +86,11 @@ class Dispatcher:
     Every window held is truncated or holds a queued job.
     """
 
-    def __init__(self, store, size):
+    def __init__(self, store, size, gate=None):
         self.store = store
         self.size = size
+        #: ``gate(key)``: how many more jobs of a window may start now, None for no limit (see Endpoints.room)
+        self.gate = gate
         self.windows = {}
         self.by_kind = {}
         self.members = {}
@@ -130,8 +132,15 @@ class Dispatcher:
     def take(self, kinds=None, namespace=None, queues=None, limit=1):
         """Pop up to ``limit`` keys, best first across the matching windows."""
         windows = self._matching(kinds, namespace, queues)
+        rooms = {}
+        if self.gate is not None:
+            rooms = {window.key: self.gate(window.key) for window in windows}
+            windows = [window for window in windows if rooms[window.key] != 0]
+            rooms = {key: room for key, room in rooms.items() if room}
         if not windows:
             return []
+        if rooms:
+            return self._take_gated(windows, rooms, limit)
         if len(windows) == 1:
             return self._take_from(windows[0], limit)
         if limit == 1:
@@ -152,17 +161,36 @@ class Dispatcher:
             self._release(item[2])
         return taken
 
-    def _take_best(self, windows):
+    def _best(self, windows):
+        """``(window, its live head)`` of the window whose head is lowest, or ``(None, None)``."""
         best, best_head = None, None
         for window in windows:
             head = self._live_head(window)
             if head is not None and (best_head is None or head < best_head):
                 best, best_head = window, head
+        return best, best_head
+
+    def _take_best(self, windows):
+        best, best_head = self._best(windows)
         if best is None:
             return []
         best.pop()
         self._release(best_head[2])
         return [best_head]
+
+    def _take_gated(self, windows, rooms, limit):
+        """Best first, one at a time, none from a window past its room (``rooms``: the windows with a limit)."""
+        taken = []
+        while len(taken) < limit:
+            window, head = self._best([w for w in windows if rooms.get(w.key, 1) > 0])
+            if window is None:
+                break
+            window.pop()
+            self._release(head[2])
+            taken.append(head)
+            if window.key in rooms:
+                rooms[window.key] -= 1
+        return taken
 
     def _take_merged(self, windows, limit):
         """The best ``limit`` keys of several windows, merging their heads in a heap."""

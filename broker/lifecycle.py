@@ -14,6 +14,7 @@ from tubeway.core.job import (
     BACKOFF_TYPES, ENDED, MAX_ID, MAX_NAME, MAX_PRIORITY, State, backoff_delay, normalize_backoff, normalize_spec,
 )
 from tubeway.broker.groups import Groups
+from tubeway.broker.endpoints import PUSH_KIND, Endpoints
 from tubeway.broker.locks import Locks, load_key
 from tubeway.broker.schedules import Schedules
 
@@ -38,6 +39,8 @@ class Lifecycle:
         self.clock = clock
         self.leases = {}  # job id -> the registry Worker holding it
         self.locks = Locks(load_key())
+        self.endpoints = Endpoints(clock)
+        dispatcher.gate = self.endpoints.room
         self.groups = Groups(self)
         self.schedules = Schedules(self)
 
@@ -106,6 +109,9 @@ class Lifecycle:
         for record in records:
             self.metrics.dispatched(record, now)
             record["lock"] = self.locks.token(record)
+            if record["kind"] == PUSH_KIND:
+                record["endpoint"] = self.endpoints.get(record["namespace"], record["queue"])
+                self.endpoints.started(record)
         if lease_until is not None:
             self.timers["lease"].note(lease_until)
         deadlines = {r["seq"]: now + r["timeout"] for r in records
@@ -137,6 +143,7 @@ class Lifecycle:
     # -- ending -----------------------------------------------------------------------------
     def finish(self, record, state, result=None, error=None, logs=None, progress=None):
         """End a job (done, failed or cancelled): store it, wake waiters, fire its callback."""
+        self.left_running(record)
         now = self.clock()
         ttl = record.get("result_ttl")
         expires_at = now + ttl if ttl is not None else None
@@ -170,6 +177,11 @@ class Lifecycle:
         if keep is not None:
             self.store.prune_ended(record["namespace"], record["queue"], record["state"], column, keep)
 
+    def left_running(self, record):
+        """A job leaves the running (or cancelling) state: a ``push`` job frees its queue's room."""
+        if record["kind"] == PUSH_KIND and record["state"] in ("running", "cancelling"):
+            self.endpoints.ended(record)
+
     def reply_waiters(self, record):
         """Answer every long-poll parked on this job."""
         for waiter in self.waiters.ended(record["id"]):
@@ -199,6 +211,7 @@ class Lifecycle:
 
     def requeue(self, record, error=None, run_at=None, logs=None):
         """Put a job back in the queue (or the delay queue), its lease dropped."""
+        self.left_running(record)
         now = self.clock()
         state = "delayed" if run_at is not None else "queued"
         columns = {"state": state, "run_at": run_at, "worker": None, "lease_until": None, "deadline": None,
@@ -311,7 +324,7 @@ class Lifecycle:
 
 
 #: Record keys clients never see: storage's own, and the holder's lock token.
-PRIVATE = frozenset({"seq", "deadline", "rank", "lock"})
+PRIVATE = frozenset({"seq", "deadline", "rank", "lock", "endpoint"})
 #: Most log lines a job keeps (the worker's executor keeps as many).
 MAX_LOG_LINES = 1000
 

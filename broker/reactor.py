@@ -65,6 +65,7 @@ class Broker:
         would count as complete and hide the rest of its queue in storage.
         """
         self.dispatcher.load()
+        self.jobs.endpoints.load()
         with self.store.atomic():
             held = self.store.running_on_workers()
             for record in held:

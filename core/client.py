@@ -108,6 +108,20 @@ class BrokerCalls:
         """A page of schedules, oldest first: ``{"schedules", "next_cursor"}``."""
         return self.call(p.SCHEDULE_LIST, {"namespace": namespace, "queue": queue, "limit": limit, "cursor": cursor})
 
+    def set_endpoint(self, namespace, queue, url, method="POST", headers=None, timeout=3.0, concurrency=1):
+        """Register (or replace) the HTTP endpoint that processes a queue's ``push`` jobs."""
+        body = {"namespace": namespace, "queue": queue, "url": url, "method": method, "headers": headers or {},
+                "timeout": timeout, "concurrency": concurrency}
+        return self.call(p.ENDPOINT_SET, body)
+
+    def list_endpoints(self, namespace=None):
+        """``{"endpoints": [...]}``: every registered endpoint (of ``namespace``, when given)."""
+        return self.call(p.ENDPOINT_LIST, {"namespace": namespace})
+
+    def delete_endpoint(self, namespace, queue):
+        """Remove a queue's endpoint (its ``push`` jobs wait again); returns it as it was."""
+        return self.call(p.ENDPOINT_DELETE, {"namespace": namespace, "queue": queue})
+
     def delete_schedule(self, schedule_id, namespace="default"):
         """Remove a schedule (it never fires again; its runs stay); returns it as it was."""
         return self.call(p.SCHEDULE_DELETE, {"namespace": namespace, "id": schedule_id})

@@ -42,10 +42,16 @@ SCHEDULE_ADD = b"SCHEDULE_ADD"          # schedule spec {"id", "job", "period", 
 SCHEDULE_GET = b"SCHEDULE_GET"          # {"namespace", "id"} -> schedule
 SCHEDULE_LIST = b"SCHEDULE_LIST"        # {"namespace", "queue", "limit", "cursor"} -> {"schedules", "next_cursor"}
 SCHEDULE_DELETE = b"SCHEDULE_DELETE"    # {"namespace", "id"} -> schedule as it was before removal
+# HTTP endpoints that process a queue's ``push`` jobs (see tubeway.broker.endpoints).
+ENDPOINT_SET = b"ENDPOINT_SET"          # {"namespace", "queue", "url", "method", "headers", "timeout", "concurrency"}
+                                        # -> endpoint (replacing the queue's)
+ENDPOINT_LIST = b"ENDPOINT_LIST"        # {"namespace"?} -> {"endpoints": [endpoint]}
+ENDPOINT_DELETE = b"ENDPOINT_DELETE"    # {"namespace", "queue"} -> endpoint as it was
 REPLY = b"REPLY"
 
 CLIENT_COMMANDS = frozenset({SUBMIT, GET, LIST, QUEUES, RETRY, CANCEL, METADATA, NOTE, DELETE, TAKE, UPDATE, WAIT, HEALTH, METRICS,
-                             SCHEDULE_ADD, SCHEDULE_GET, SCHEDULE_LIST, SCHEDULE_DELETE})
+                             SCHEDULE_ADD, SCHEDULE_GET, SCHEDULE_LIST, SCHEDULE_DELETE,
+                             ENDPOINT_SET, ENDPOINT_LIST, ENDPOINT_DELETE})
 
 # Worker <-> broker commands.
 READY = b"READY"            # w->b {"kinds", "queues", "credit", "pid", "host"}

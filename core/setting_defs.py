@@ -177,6 +177,8 @@ SETTINGS = (
       "reach: names, or `*.example.com` for its subdomains; none means any.", check=_check_allowed_hosts),
     S("schedule_keep_runs", 100, "int", "Ended runs each schedule keeps (older ones are deleted as new ones end).",
       minimum=1),
+    S("push_concurrency", 16, "int", "`push` jobs one worker process sends to their queues' endpoints at once "
+      "(each endpoint's own `concurrency` bounds its queue across every process).", minimum=1),
     S("fraction_fanout", 64, "int", "Most child jobs one step of a fraction creates.", minimum=2),
     S("js_time_limit", 30.0, "float", "Seconds one `javascript` run (and the promise jobs it leaves) may take "
       "before it is stopped.", minimum=0.001),

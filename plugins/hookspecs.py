@@ -113,6 +113,19 @@ def tubeway_callback_body(job):
     """
 
 
+@hookspec(firstresult=True)
+def tubeway_push_body(job):
+    """The JSON a ``push`` job's queue endpoint receives, or None for no opinion.
+
+    ``job`` is the job's record as the native API shows it, plus ``lock``: the token of
+    the attempt (the endpoint sends it back to write progress and log lines). Called in
+    the worker process, on every plugin; the first answer that is not None is sent. A
+    dialect answers for its own namespace (the BullMQ proxy API's ``{"job": JobJson,
+    "token": ...}``); the built-in ``push`` plugin's default (``trylast``) is
+    ``{"job": record, "token": lock}``.
+    """
+
+
 @hookspec
 def tubeway_http_routes(settings):
     """Extra HTTP routes for the front end: a list of Tornado rules ``(pattern, handler[, kwargs])``.

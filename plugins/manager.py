@@ -17,7 +17,7 @@ from tubeway import PROJECT_NAME
 from tubeway.broker.http import accepted_shape
 from tubeway.core.errors import ConfigError, TubewayError, UnknownKind
 from tubeway.plugins import hookspecs
-from tubeway.plugins.builtin import command, external, fraction, http_call, javascript, testing
+from tubeway.plugins.builtin import command, external, fraction, http_call, javascript, push, testing
 from tubeway.plugins.calls import call, call_order, registration_order, run_wrapped
 from tubeway.plugins.hookspecs import JobKind
 
@@ -27,7 +27,7 @@ ENTRY_POINT_GROUP = "tubeway"
 #: Built-in plugins by name, in registration order.
 BUILTINS = (("external", external), ("testing", testing), ("callback", http_call), ("fraction", fraction),
             ("accepted", accepted_shape), ("javascript", javascript),
-            ("command", command))
+            ("command", command), ("push", push))
 #: Most threads one job kind may ask for in each worker process.
 MAX_CONCURRENCY = 1024
 
@@ -181,6 +181,10 @@ class PluginManager:
     def callback_body(self, job):
         """What the callback URL of ``job`` (an ended job's record) receives: ``tubeway_callback_body``'s answer."""
         return self._pm.hook.tubeway_callback_body(job=job)
+
+    def push_body(self, job):
+        """What a ``push`` job's endpoint receives: ``tubeway_push_body``'s answer."""
+        return self._pm.hook.tubeway_push_body(job=job)
 
     def retry_decision(self, job, error):
         """True/False from the first plugin with an opinion on retrying, else None."""

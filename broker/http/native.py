@@ -146,6 +146,7 @@ class QueuesHandler(BaseHandler):
 
 def routes():
     """The native API's Tornado rules (jobs, queues and schedules)."""
+    from tubeway.broker.http.native_endpoints import endpoint_routes
     from tubeway.broker.http.native_schedules import schedule_routes
 
     return routes_with_slash([
@@ -154,4 +155,5 @@ def routes():
         (r"/api/v1/jobs/([^/]+)/(retry|cancel)", JobActionHandler),
         (r"/api/v1/queues", QueuesHandler),
         *schedule_routes(),
+        *endpoint_routes(),
     ])

@@ -139,6 +139,23 @@ class QueueCounter(BaseModel):
         primary_key = pw.CompositeKey("namespace", "queue")
 
 
+class Endpoint(BaseModel):
+    """The HTTP endpoint that processes one queue's ``push`` jobs (see :mod:`tubeway.broker.endpoints`)."""
+
+    namespace = pw.CharField(max_length=200)
+    queue = pw.CharField(max_length=200)
+    url = pw.TextField()
+    method = pw.CharField(max_length=8)
+    headers = pw.TextField(null=True)
+    timeout = pw.DoubleField()
+    concurrency = pw.IntegerField()
+    updated_at = pw.DoubleField()
+
+    class Meta:
+        table_name = "tubeway_endpoint"
+        primary_key = pw.CompositeKey("namespace", "queue")
+
+
 class BrokerKey(BaseModel):
     """A secret the broker made once and keeps (hex): the key lock tokens are made with."""
 
@@ -176,7 +193,7 @@ def _add_indexes():
 
 
 _add_indexes()
-MODELS = (Job, JobLabel, Schedule, Counter, QueueCounter, BrokerKey)
+MODELS = (Job, JobLabel, Schedule, Counter, QueueCounter, BrokerKey, Endpoint)
 #: Indexes older versions created that a newer one replaced: dropped when the database is opened.
 RETIRED_INDEXES = ("job_parent", "job_ready")
 

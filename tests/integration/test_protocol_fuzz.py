@@ -44,6 +44,10 @@ CLIENT_BODIES = {
     p.SCHEDULE_GET: {"namespace": "default", "id": "fz"},
     p.SCHEDULE_LIST: {"namespace": "default", "queue": "q", "limit": 10, "cursor": "5"},
     p.SCHEDULE_DELETE: {"namespace": "default", "id": "fz"},
+    p.ENDPOINT_SET: {"namespace": "default", "queue": "q", "url": "http://127.0.0.1:9/x", "method": "POST",
+                     "headers": {"a": "b"}, "timeout": 1.5, "concurrency": 2},
+    p.ENDPOINT_LIST: {"namespace": "default"},
+    p.ENDPOINT_DELETE: {"namespace": "default", "queue": "q"},
 }
 WORKER_BODIES = {
     p.READY: {"kinds": ["echo"], "queues": None, "credit": 4, "pid": 1, "host": "h"},
