@@ -14,7 +14,7 @@ import logging
 import pluggy
 
 from tubeway import PROJECT_NAME
-from tubeway.broker.http import accepted_shape
+from tubeway.broker.http import accepted_shape, bullmq_shape
 from tubeway.core.errors import ConfigError, TubewayError, UnknownKind
 from tubeway.plugins import hookspecs
 from tubeway.plugins.builtin import command, external, fraction, http_call, javascript, push, testing
@@ -27,7 +27,7 @@ ENTRY_POINT_GROUP = "tubeway"
 #: Built-in plugins by name, in registration order.
 BUILTINS = (("external", external), ("testing", testing), ("callback", http_call), ("fraction", fraction),
             ("accepted", accepted_shape), ("javascript", javascript),
-            ("command", command), ("push", push))
+            ("command", command), ("push", push), ("bullmq", bullmq_shape))
 #: Most threads one job kind may ask for in each worker process.
 MAX_CONCURRENCY = 1024
 

@@ -7,6 +7,9 @@ Routes, each also with a trailing slash, queue names percent-decoded:
 * ``GET /queues/<q>/jobs/<id>``: one job (its ``jobId``, or its per-queue number).
 * ``POST /queues/<q>/jobs/<id>/progress`` and ``POST .../logs``: from the endpoint running the job,
   with its lock token as ``Bearer`` (or an API token); ``GET .../logs?start&length``.
+* ``POST /workers`` registers the HTTP endpoint of a queue (the broker's endpoint of
+  ``(bullmq, queue)``, to which it pushes each job as ``{"job": JobJson, "token": lock}``);
+  ``GET /workers``: ``{queue: url}``; ``DELETE /workers/<q>``.
 
 A thin translation: jobs are broker jobs in the namespace ``bullmq`` (queue = the queue name),
 their order (priority, lifo), retries, retention, client-chosen ids and lock tokens are the
@@ -22,7 +25,7 @@ from tubeway.broker.http.native import check_job
 from tubeway.core.errors import JobNotFound, LockRefused, ValidationError
 
 #: The job kind of BullMQ jobs: pushed to the endpoint registered for their queue.
-KIND = "external"
+KIND = "push"
 #: Most jobs one request may add (the body size limit applies as well).
 MAX_BATCH = 10000
 #: Ids the broker reads back per LIST.
@@ -199,6 +202,31 @@ class LogsHandler(LockHandler):
         self.reply({"count": len(logs), "logs": logs[start:start + length]})
 
 
+class WorkersHandler(BullHandler):
+    """``POST /workers`` registers (or replaces) a queue's endpoint; ``GET /workers`` maps queues to URLs."""
+
+    async def post(self):
+        worker = shape.check_worker(self.json_body())
+        await self.broker.set_endpoint(shape.NAMESPACE, worker["queue"], worker["url"], worker["method"],
+                                       worker["headers"], worker["timeout"], worker["concurrency"])
+        self.ok()
+
+    async def get(self):
+        endpoints = (await self.broker.list_endpoints(shape.NAMESPACE))["endpoints"]
+        self.reply({endpoint["queue"]: endpoint["url"] for endpoint in endpoints})
+
+
+class WorkerHandler(BullHandler):
+    """``DELETE /workers/<q>``: the queue's jobs wait until an endpoint is registered again."""
+
+    async def delete(self, queue):
+        try:
+            await self.broker.delete_endpoint(shape.NAMESPACE, queue)
+        except (JobNotFound, ValidationError):
+            raise shape.BullError("Worker not found", 404) from None
+        self.ok()
+
+
 def routes():
     """The BullMQ proxy API's Tornado rules."""
     return routes_with_slash([
@@ -206,4 +234,6 @@ def routes():
         (r"/queues/([^/]+)/jobs/([^/]+)", JobHandler),
         (r"/queues/([^/]+)/jobs/([^/]+)/progress", ProgressHandler),
         (r"/queues/([^/]+)/jobs/([^/]+)/logs", LogsHandler),
+        (r"/workers", WorkersHandler),
+        (r"/workers/([^/]+)", WorkerHandler),
     ])

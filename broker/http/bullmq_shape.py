@@ -1,4 +1,5 @@
-"""The BullMQ proxy API's words: its validation (with the original's messages), job specs and JobJson.
+"""The BullMQ proxy API's words: its validation (with the original's messages), job specs and JobJson;
+and the built-in plugin ``bullmq``, giving a queue's endpoint ``{"job": JobJson, "token": lock}``.
 
 Pure functions, no Tornado: the adapter (:mod:`tubeway.broker.http.bullmq`) and a worker
 process building the body it pushes to an endpoint both use them. Validation follows
@@ -11,9 +12,8 @@ per-queue ``sequence``, as BullMQ numbers jobs per queue.
 """
 import math
 
-import orjson
-
-from tubeway.core.job import MAX_KEEP, MAX_NAME, storable
+from tubeway import hookimpl
+from tubeway.core.job import MAX_KEEP, MAX_NAME, http_url_host, storable
 
 NAMESPACE = "bullmq"
 #: BullMQ's default queue prefix: ``queueQualifiedName`` is ``bull:<queue>``.
@@ -244,6 +244,87 @@ def pagination(start_text, length_text, max_length=100, min_length=0):
     return start, length
 
 
+WORKER_FIELDS = ("queue", "endpoint", "opts")
+ENDPOINT_FIELDS = ("url", "method", "headers", "timeout")
+HTTP_METHODS = ("POST", "PUT", "PATCH")
+WORKER_OPTION_FIELDS = ("concurrency", "removeOnComplete", "removeOnFail", "limiter", "maxStalledCount")
+#: Worker options the original takes that the broker does not honour: refused rather than ignored.
+UNSUPPORTED_WORKER_OPTIONS = ("removeOnComplete", "removeOnFail", "limiter", "maxStalledCount")
+DEFAULT_TIMEOUT_MS = 3000
+#: Longest endpoint timeout (ms) and most concurrent jobs the broker takes.
+MAX_TIMEOUT_MS = 24 * 3600 * 1000
+MAX_CONCURRENCY = 10_000
+
+
+def _positive_int(value, maximum):
+    """JavaScript's ``!value || (Number.isInteger(value) && value > 0)``, bounded by ``maximum``."""
+    return _falsy(value) or (_is_int(value) and 0 < value <= maximum)
+
+
+def check_worker(body):
+    """``validateWorkerMetadata``: the endpoint registration of ``POST /workers``, as the broker's arguments."""
+    if not isinstance(body, dict):
+        raise BullError("queue is required")
+    for field in ("queue", "endpoint"):
+        if _falsy(body.get(field)):
+            raise BullError(f"{field} is required")
+    for field in body:
+        if field not in WORKER_FIELDS:
+            raise BullError(f"Invalid field: {field}")
+    queue = body["queue"]
+    if not isinstance(queue, str):
+        raise BullError(f"Invalid queue {js(queue)}, must be a string")
+    check_queue_name(queue)
+    endpoint = check_endpoint(body["endpoint"])
+    opts = body.get("opts")
+    concurrency = 1
+    if not _falsy(opts):
+        concurrency = check_worker_options(opts)
+    return {"queue": queue, **endpoint, "concurrency": concurrency}
+
+
+def check_endpoint(endpoint):
+    """``validateWorkerEndpoint``: ``url`` (http or https) and ``method`` (POST, PUT, PATCH) required."""
+    if not isinstance(endpoint, dict):
+        raise BullError("url is required")
+    for field in ("url", "method"):
+        if _falsy(endpoint.get(field)):
+            raise BullError(f"{field} is required")
+    if http_url_host(endpoint["url"]) is None or len(endpoint["url"]) > 8000:
+        raise BullError("Invalid URL")
+    method = endpoint["method"]
+    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+        raise BullError(f"Invalid HTTP method {js(method)}")
+    for field in endpoint:
+        if field not in ENDPOINT_FIELDS:
+            raise BullError(f"Invalid field: {field}")
+    timeout = endpoint.get("timeout")
+    if not _positive_int(timeout, MAX_TIMEOUT_MS):
+        raise BullError("Invalid timeout")
+    headers = endpoint.get("headers")
+    if headers is not None and not (isinstance(headers, dict) and all(
+            isinstance(value, str) and storable(name + value) for name, value in headers.items())):
+        raise BullError("Invalid headers, must map header names to strings")
+    return {"url": endpoint["url"], "method": method.upper(), "headers": headers or {},
+            "timeout": (timeout or DEFAULT_TIMEOUT_MS) / 1000}
+
+
+def check_worker_options(opts):
+    """``validateWorkerOptions``; returns the concurrency. Options the broker cannot honour are refused."""
+    if not isinstance(opts, dict):
+        raise BullError(f"Invalid opts {js(opts)}, must be an object")
+    for field in opts:
+        if field not in WORKER_OPTION_FIELDS:
+            raise BullError(f"Invalid field: {field}")
+    concurrency = opts.get("concurrency")
+    if not _positive_int(concurrency, MAX_CONCURRENCY):
+        raise BullError("Invalid concurrency")
+    for field in UNSUPPORTED_WORKER_OPTIONS:
+        if field in opts:
+            raise BullError(f"Unsupported worker option: {field}")
+    return int(concurrency or 1)
+
+
 def job_spec(job, queue, kind):
     """The broker job spec of one checked BullMQ job."""
     opts = job.get("opts") or {}
@@ -313,6 +394,7 @@ def job_json(record):
     }
 
 
-def push_body(record):
-    """What a queue's endpoint receives: ``{"job": JobJson, "token": <lock token>}``, as JSON bytes."""
-    return orjson.dumps({"job": job_json(record), "token": record.get("lock")})
+@hookimpl
+def tubeway_push_body(job):
+    """A BullMQ job's endpoint gets ``{"job": JobJson, "token": <lock token>}``; other namespaces: no opinion."""
+    return {"job": job_json(job), "token": job.get("lock")} if job.get("namespace") == NAMESPACE else None

@@ -3,18 +3,24 @@
 What taskforcesh/bullmq-proxy's controller and validator specs assert (as API-NOTES section 5
 keeps them) is checked here over HTTP, against one ``tubeway up`` with an API token.
 """
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twkit import module_cluster
+from twkit import module_cluster, poll_until
 
 pytestmark = pytest.mark.acceptance
 
 TOKEN = "bull-secret"
-E2E_QUEUE = "{testQueue-e2e}"
+E2E_QUEUE = "{testQueue-e2e}"  # kept for the end-to-end scenario alone, as the original's is
+BRACED_QUEUE = "{braced queue}"
 JOB_JSON_KEYS = {"id", "name", "data", "opts", "progress", "returnvalue", "failedReason", "stacktrace",
                  "attemptsMade", "delay", "timestamp", "processedOn", "finishedOn", "queueQualifiedName"}
 
@@ -65,12 +71,12 @@ def test_add_jobs_then_get_one_of_them(bull):
 
 
 def test_ids_are_numbered_per_queue_and_queue_names_are_percent_decoded(bull):
-    first = add(bull, E2E_QUEUE, [{"name": "test-job", "data": "test"}, {"name": "b", "data": {"x": [1]}}])
+    first = add(bull, BRACED_QUEUE, [{"name": "test-job", "data": "test"}, {"name": "b", "data": {"x": [1]}}])
     assert [job["id"] for job in first] == ["1", "2"]
-    assert first[0]["queueQualifiedName"] == "bull:{testQueue-e2e}"
+    assert first[0]["queueQualifiedName"] == "bull:{braced queue}"
     other = add(bull, "queue/with slash", [{"name": "a", "data": 1}])
     assert other[0]["id"] == "1" and other[0]["queueQualifiedName"] == "bull:queue/with slash"
-    assert bull.get(f"/queues/{q(E2E_QUEUE)}/jobs/2").json()["data"] == {"x": [1]}
+    assert bull.get(f"/queues/{q(BRACED_QUEUE)}/jobs/2").json()["data"] == {"x": [1]}
     assert bull.get(f"/queues/{q('queue/with slash')}/jobs/1/").json()["name"] == "a"  # trailing slash too
 
 
@@ -237,8 +243,8 @@ def test_lifo_and_priority_are_kept_on_the_job(bull):
 # -- progress and logs ----------------------------------------------------------------------------
 
 def test_progress_and_logs_with_an_api_token_and_logs_paged(bull):
-    [job] = add(bull, E2E_QUEUE, [{"name": "noted", "data": "x"}])
-    base = f"/queues/{q(E2E_QUEUE)}/jobs/{job['id']}"
+    [job] = add(bull, BRACED_QUEUE, [{"name": "noted", "data": "x"}])
+    base = f"/queues/{q(BRACED_QUEUE)}/jobs/{job['id']}"
     response = bull.post(f"{base}/progress", json=100)
     assert (response.status_code, response.text) == (200, "OK")
     assert bull.get(base).json()["progress"] == 100
@@ -274,14 +280,14 @@ def test_progress_and_logs_refusals(bull):
 @pytest.mark.parametrize("method, path", [
     ("POST", "/queues/authq/jobs"), ("GET", "/queues/authq/jobs"), ("GET", "/queues/authq/jobs/1"),
     ("POST", "/queues/authq/jobs/1/progress"), ("POST", "/queues/authq/jobs/1/logs"),
-    ("GET", "/queues/authq/jobs/1/logs"),
+    ("GET", "/queues/authq/jobs/1/logs"), ("POST", "/workers"), ("GET", "/workers"), ("DELETE", "/workers/authq"),
 ])
 def test_every_route_needs_a_token(bull, method, path):
     for headers in ({"Authorization": ""}, {"Authorization": f"Basic {TOKEN}"}):
         response = bull.request(method, path, headers=headers, json=[{"name": "a", "data": 1}])
         assert (response.status_code, response.text) == (401, "Unauthorized")
         assert response.headers["Content-Type"].startswith("text/plain")
-    if method == "GET" or path.endswith("/jobs"):
+    if method == "GET" or not path.endswith(("/progress", "/logs")):
         response = bull.request(method, path, headers={"Authorization": "Bearer wrong"}, json=[])
         assert (response.status_code, response.text) == (401, "Unauthorized")
 
@@ -323,3 +329,237 @@ def test_any_body_or_query_gets_an_answer_below_500(bull, body, queue, query):
         assert added.headers["Content-Type"].startswith("text/plain")
     listed = bull.get(path, params=query)
     assert listed.status_code in (200, 400), listed.text
+
+
+# -- HTTP workers: the original's end-to-end scenario, retries, order, locks ----------------------
+
+class Endpoint:
+    """A loopback worker endpoint: each path answers with the function registered for it; calls are recorded."""
+
+    def __init__(self):
+        self.routes, self.calls = {}, []
+        self.lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                with endpoint.lock:
+                    endpoint.calls.append({"path": self.path, "method": self.command, "body": body,
+                                           "headers": dict(self.headers), "at": time.time()})
+                status, kind, content = endpoint.routes[self.path](body)
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_PUT = do_PATCH = do_POST
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def route(self, path, behave):
+        """Answer ``path`` with ``behave(body) -> (status, content type, bytes)``; returns its URL."""
+        self.routes[path] = behave
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def calls_to(self, path):
+        with self.lock:
+            return [call for call in self.calls if call["path"] == path]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    server = Endpoint()
+    yield server
+    server.close()
+
+
+def text(content, status=200):
+    return status, "text/plain", content.encode()
+
+
+def register(bull, queue, url, **fields):
+    opts = fields.pop("opts", None)
+    body = {"queue": queue, "endpoint": dict({"url": url, "method": "POST"}, **fields)}
+    if opts is not None:
+        body["opts"] = opts
+    response = bull.post("/workers", json=body)
+    assert (response.status_code, response.text) == (200, "OK")
+
+
+def finished(bull, queue, job_id):
+    job = bull.get(f"/queues/{q(queue)}/jobs/{q(job_id)}").json()
+    return job if job["finishedOn"] is not None else None
+
+
+def test_the_originals_end_to_end_scenario(bull, endpoint):
+    """src/e2e-test.ts: progress and a log line from the endpoint with the lock token, then "foo bar"."""
+    answers = []
+
+    def work(body):
+        job, token = body["job"], body["token"]
+        assert (job["name"], job["data"], job["opts"]) == ("test-job", "test", {})
+        base = f"{bull.url}/queues/{q(E2E_QUEUE)}/jobs/{job['id']}"
+        headers = {"Authorization": f"Bearer {token}"}
+        progress = requests.post(f"{base}/progress", data=json.dumps(100), headers=headers, timeout=10)
+        logged = requests.post(f"{base}/logs", data=json.dumps("log message"), headers=headers, timeout=10)
+        answers.extend([(progress.status_code, progress.text), (logged.status_code, logged.text)])
+        return text("foo bar")
+
+    url = endpoint.route("/e2e", work)
+    [added] = add(bull, E2E_QUEUE, [{"name": "test-job", "data": "test"}])
+    assert added["name"] == "test-job" and added["data"] == "test" and "opts" in added
+    register(bull, E2E_QUEUE, url, headers={"Content-Type": "application/json"})
+    job = poll_until(lambda: finished(bull, E2E_QUEUE, added["id"]), timeout=30)
+    assert answers == [(200, "OK"), (200, "OK")]
+    assert (job["id"], job["name"], job["data"], job["returnvalue"], job["progress"]) == \
+        (added["id"], "test-job", "test", "foo bar", 100)
+    assert job["attemptsMade"] == 1 and job["processedOn"] >= job["timestamp"] and job["finishedOn"] >= job["processedOn"]
+    logs = bull.get(f"/queues/{q(E2E_QUEUE)}/jobs/{added['id']}/logs")
+    assert logs.status_code == 200 and logs.json() == {"count": 1, "logs": ["log message"]}
+    assert bull.get("/workers").json()[E2E_QUEUE] == url
+    [call] = endpoint.calls_to("/e2e")
+    assert call["headers"]["Content-Type"] == "application/json" and call["method"] == "POST"
+    assert set(call["body"]["job"]) == JOB_JSON_KEYS and call["body"]["job"]["queueQualifiedName"] == \
+        "bull:{testQueue-e2e}"
+    bull.delete(f"/workers/{q(E2E_QUEUE)}")
+
+
+WORKER_VALIDATION = [
+    ({}, "queue is required"),
+    ({"queue": "myQueue"}, "endpoint is required"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com", "method": "POST"}, "x": 1}, "Invalid field: x"),
+    ({"queue": "ab", "endpoint": {"url": "https://example.com", "method": "PATCH"}},
+     "queue name must be at least 3 characters long"),
+    ({"queue": "a" * 101, "endpoint": {"url": "https://example.com", "method": "POST"}},
+     "queue name must be at most 100 characters long"),
+    ({"queue": "myQueue", "endpoint": {"invalidField": True}}, "url is required"),
+    ({"queue": "myQueue", "endpoint": {"method": "PATCH"}}, "url is required"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com"}}, "method is required"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com", "method": "GET"}}, "Invalid HTTP method GET"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com", "method": "INVALID"}},
+     "Invalid HTTP method INVALID"),
+    ({"queue": "myQueue", "endpoint": {"url": "htp://example.com", "method": "PUT"}}, "Invalid URL"),
+    ({"queue": "myQueue", "endpoint": {"url": "not a url", "method": "POST"}}, "Invalid URL"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com", "method": "POST", "body": 1}},
+     "Invalid field: body"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com", "method": "POST", "timeout": -1}},
+     "Invalid timeout"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com", "method": "POST"}, "opts": {"invalidField": 1}},
+     "Invalid field: invalidField"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com", "method": "POST"}, "opts": {"concurrency": -1}},
+     "Invalid concurrency"),
+    ({"queue": "myQueue", "endpoint": {"url": "https://example.com", "method": "POST"},
+      "opts": {"limiter": {"max": 10, "duration": 1000}}}, "Unsupported worker option: limiter"),
+    ([], "queue is required"),
+]
+
+
+@pytest.mark.parametrize("body, message", WORKER_VALIDATION)
+def test_each_worker_validation_message(bull, body, message):
+    response = bull.post("/workers", json=body)
+    assert (response.status_code, response.text) == (400, message)
+
+
+def test_workers_are_listed_replaced_and_removed(bull, endpoint):
+    url = endpoint.route("/listed", lambda body: text("x"))
+    register(bull, "validQueue", url, method="PUT")
+    register(bull, "validQueue", url + "?v=2", opts={"concurrency": 3})
+    assert bull.get("/workers").json()["validQueue"] == url + "?v=2"
+    [native] = [e for e in bull.get("/api/v1/endpoints", params={"namespace": "bullmq"}).json()["endpoints"]
+                if e["queue"] == "validQueue"]
+    assert (native["method"], native["concurrency"], native["timeout"]) == ("POST", 3, 3.0)
+    removed = bull.delete("/workers/validQueue")
+    assert (removed.status_code, removed.text) == (200, "OK")
+    assert "validQueue" not in bull.get("/workers").json()
+    for queue in ("validQueue", "non-existing-queue"):
+        missing = bull.delete(f"/workers/{queue}")
+        assert (missing.status_code, missing.text) == (404, "Worker not found")
+
+
+def test_failures_retry_with_each_backoff_and_exhausted_jobs_are_listed_failed(bull, endpoint):
+    url = endpoint.route("/failing", lambda body: text("nope", 500))
+    backoffs = {"fixed": {"type": "fixed", "delay": 400}, "linear": {"type": "linear", "delay": 300},
+                "exponential": {"type": "exponential", "delay": 250}, "number": 400}
+    jobs = add(bull, "retries", [{"name": name, "data": name, "opts": {"attempts": 3, "backoff": backoff}}
+                                 for name, backoff in backoffs.items()])
+    register(bull, "retries", url, opts={"concurrency": 4})
+    for job in jobs:
+        failed = poll_until(lambda: finished(bull, "retries", job["id"]), timeout=30)
+        assert failed["attemptsMade"] == 3 and failed["failedReason"].startswith("Internal Server Error")
+    expected = {"fixed": (0.4, 0.4), "linear": (0.3, 0.6), "exponential": (0.25, 0.5), "number": (0.4, 0.4)}
+    for name, waits in expected.items():
+        times = [call["at"] for call in endpoint.calls_to("/failing") if call["body"]["job"]["data"] == name]
+        assert len(times) == 3
+        gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+        assert all(gap >= wait - 0.01 for gap, wait in zip(gaps, waits)), (name, gaps)  # exact lower bounds
+    page = listing(bull, "retries", statuses="failed,completed")
+    assert page["counts"] == {"failed": 4, "completed": 0} and len(page["jobs"]) == 4
+
+
+def test_priority_and_lifo_order_with_concurrency_1(bull, endpoint):
+    url = endpoint.route("/order", lambda body: text(body["job"]["name"]))
+    add(bull, "ordered", [{"name": "a", "data": 1}, {"name": "b", "data": 1},
+                          {"name": "p2", "data": 1, "opts": {"priority": 2}},
+                          {"name": "p1", "data": 1, "opts": {"priority": 1}},
+                          {"name": "c-lifo", "data": 1, "opts": {"lifo": True}}])
+    assert listing(bull, "ordered")["counts"]["prioritized"] == 2  # waiting for an endpoint
+    register(bull, "ordered", url, opts={"concurrency": 1})
+    poll_until(lambda: listing(bull, "ordered", statuses="completed")["counts"]["completed"] == 5, timeout=30)
+    served = [call["body"]["job"]["name"] for call in endpoint.calls_to("/order")]
+    assert served == ["c-lifo", "a", "b", "p1", "p2"]
+    completed = listing(bull, "ordered", statuses="completed")["jobs"]
+    assert [job["name"] for job in sorted(completed, key=lambda job: job["processedOn"])] == served
+    assert all(job["returnvalue"] == job["name"] for job in completed)
+
+
+def test_a_stale_lock_token_is_refused_while_the_current_one_writes(bull, endpoint):
+    tokens, answers = [], []
+
+    def work(body):
+        job, token = body["job"], body["token"]
+        tokens.append(token)
+        base = f"{bull.url}/queues/locks-queue/jobs/{job['id']}"
+        if len(tokens) == 1:
+            return text("first attempt fails", 503)
+        for used in tokens:
+            reply = requests.post(f"{base}/progress", data=json.dumps(len(answers) + 1),
+                                  headers={"Authorization": f"Bearer {used}"}, timeout=10)
+            answers.append((reply.status_code, reply.text))
+        return 200, "application/json", b'{"ok": true}'
+
+    url = endpoint.route("/locks", work)
+    [job] = add(bull, "locks-queue", [{"name": "locked", "data": 1, "opts": {"attempts": 2}}])
+    register(bull, "locks-queue", url)
+    done = poll_until(lambda: finished(bull, "locks-queue", job["id"]), timeout=30)
+    assert answers == [(401, "Unauthorized"), (200, "OK")] and tokens[0] != tokens[1]
+    assert (done["returnvalue"], done["progress"], done["attemptsMade"]) == ({"ok": True}, 2, 2)
+    after = bull.post(f"/queues/locks-queue/jobs/{job['id']}/logs", json="late",
+                      headers={"Authorization": f"Bearer {tokens[1]}"})
+    assert (after.status_code, after.text) == (401, "Unauthorized")  # its attempt no longer holds the job
+
+
+def test_a_timeout_fails_the_attempt_and_a_delayed_job_waits_its_delay(bull, endpoint):
+    slow = endpoint.route("/slow", lambda body: (time.sleep(1.5), text("late"))[1])
+    [job] = add(bull, "slow-queue", [{"name": "slow", "data": 1}])
+    register(bull, "slow-queue", slow, timeout=300)
+    failed = poll_until(lambda: finished(bull, "slow-queue", job["id"]), timeout=30)
+    assert failed["returnvalue"] is None and "timed out" in failed["failedReason"]
+    quick = endpoint.route("/quick", lambda body: text("done"))
+    register(bull, "later-queue", quick)
+    [delayed] = add(bull, "later-queue", [{"name": "later", "data": 1, "opts": {"delay": 1200}}])
+    assert listing(bull, "later-queue", statuses="delayed")["counts"]["delayed"] == 1
+    done = poll_until(lambda: finished(bull, "later-queue", delayed["id"]), timeout=30)
+    assert done["processedOn"] - done["timestamp"] >= 1200 and done["delay"] == 1200
