@@ -49,3 +49,19 @@ def test_the_longest_job_id_fits_the_brokers_unique_key():
     normalize_spec({"kind": "k", "unique_key": shape.unique_key(queue, longest)})
     with pytest.raises(shape.BullError):
         shape.check_opts({"jobId": longest + "i"}, queue)
+
+
+def test_the_push_body_is_bullmqs_for_its_namespace_only():
+    record = {"id": "x", "namespace": "bullmq", "queue": "qq", "sequence": 3, "name": "n",
+              "payload": {"data": 1, "opts": {}}, "state": "running", "attempts": 1, "created_at": 1.0,
+              "started_at": 2.0, "lock": "secret"}
+    body = shape.tubeway_push_body(record)
+    assert body["token"] == "secret" and body["job"]["id"] == "3" and body["job"]["finishedOn"] is None
+    assert shape.tubeway_push_body(dict(record, namespace="default")) is None
+
+
+def test_worker_registrations_become_the_brokers_endpoint_arguments():
+    worker = shape.check_worker({"queue": "myQueue", "endpoint": {"url": "http://example.com", "method": "patch",
+                                                                  "timeout": 1500}, "opts": {"concurrency": 4}})
+    assert worker == {"queue": "myQueue", "url": "http://example.com", "method": "PATCH", "headers": {},
+                      "timeout": 1.5, "concurrency": 4}
