@@ -8,15 +8,14 @@ default ``{"job": record, "token": lock}``), waiting up to its ``timeout``, thro
 worker process's one HTTP client (:mod:`.http_client`), ``http_allowed_hosts`` applied.
 
 A 2xx answer completes the job: its result is the body, parsed when the content type is
-JSON, else the text. Any other answer fails the attempt with the status and reason
-(``HTTP 500 Internal Server Error``), as does a timeout or a refused connection; the
+JSON, else the text. Any other answer fails the attempt with its status text as the error
+(``Internal Server Error``), as does a timeout or a refused connection; the
 job's ``attempts`` and ``backoff`` decide whether it runs again.
 """
 import orjson
 
 from tubeway import hookimpl
-from tubeway.plugins.builtin.http_client import (ERROR_BODY_CHARS, CallFailed, read_start, reason_phrase, send,
-                                                 size_pool)
+from tubeway.plugins.builtin.http_client import CallFailed, read_start, reason_phrase, send, size_pool
 from tubeway.plugins.hookspecs import JobKind
 from tubeway.workers.executor import PlainError
 
@@ -59,9 +58,7 @@ def push(job, body, allowed_hosts=None):
     except CallFailed as exc:
         raise PushFailed(str(exc)) from None
     if not 200 <= response.status_code < 300:
-        snippet = content.decode("utf-8", errors="replace")[:ERROR_BODY_CHARS]
-        reason = reason_phrase(response)
-        raise PushFailed(f"{reason}" if not snippet else f"{reason}: {snippet}")
+        raise PushFailed(reason_phrase(response))
     return answer_value(response, content)
 
 
