@@ -125,10 +125,13 @@ class ClientCommands:
             except ValidationError as error:
                 raise ValidationError(error.message, error.field, index) from None
         try:
-            ids, created = self.jobs.submit(specs)
+            ids, created, records = self.jobs.submit(specs)
         except TypeError as error:  # orjson could not encode a payload; the savepoint is rolled back
             raise ValidationError(f"a job's payload must be JSON: {error}", "payload") from None
-        return {"ids": ids, "created": created}
+        made = iter(records)
+        sequences = [next(made)["sequence"] if new else None for new in created]
+        return {"ids": ids, "created": created, "sequences": sequences,
+                "created_at": records[0]["created_at"] if records else None}
 
     def get(self, identity, request_id, body):
         """One job."""

@@ -46,7 +46,7 @@ class Lifecycle:
 
     # -- entering the queue -----------------------------------------------------------------
     def submit(self, specs):
-        """Store new jobs (unique keys honoured); returns ``(ids, created)``."""
+        """Store new jobs (unique keys honoured); returns ``(ids, created, records)``: the records made."""
         now = self.clock()
         ids, created, fresh = [None] * len(specs), [False] * len(specs), []
         existing = self._existing_unique(specs)
@@ -66,7 +66,7 @@ class Lifecycle:
                 ids[index] = ids[ids[index]]
         for record in records:
             self.entered(record)
-        return ids, created
+        return ids, created, records
 
     def _existing_unique(self, specs):
         keyed = {}

@@ -119,7 +119,7 @@ class Schedules:
         if schedule.get("id_label"):
             labels[schedule["id_label"]] = schedule["id"]
         spec = dict(template, labels=labels)
-        [run_id], _ = self.jobs.submit([spec])
+        [run_id], _, _ = self.jobs.submit([spec])
         self.store.update(schedule["seq"], running=run_id, last_run=run_id, runs=schedule["runs"] + 1,
                           next_run_at=due_after_fire(schedule, now), updated_at=now)
         self.runs[run_id] = schedule["seq"]

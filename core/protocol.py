@@ -21,7 +21,8 @@ HEADERS = (CLIENT, WORKER)
 # Client -> broker commands (each answered by one REPLY). Commands naming a job by
 # "id" also take an optional "namespace": when given, a job of another namespace is
 # reported not found, so one dialect never sees another's jobs.
-SUBMIT = b"SUBMIT"      # {"jobs": [spec]} -> {"ids": [id], "created": [bool]}
+SUBMIT = b"SUBMIT"      # {"jobs": [spec]} -> {"ids": [id], "created": [bool], "sequences": [n or None],
+                        # "created_at": time}: a job a unique key found is not created (no sequence)
 GET = b"GET"            # {"id"} or {"namespace", "unique_key"} -> job
 LIST = b"LIST"          # a query (see tubeway.broker.job_filters) -> {"jobs", "next_cursor", "total"}
 QUEUES = b"QUEUES"      # {} -> {"queues": [{"namespace", "queue", "counts": {state: n}}]}

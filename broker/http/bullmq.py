@@ -93,13 +93,19 @@ class JobsHandler(BullHandler):
             return self.reply([])
         kinds = set(self.plugins.kinds())
         specs = [check_job(shape.job_spec(job, queue, KIND), kinds, self.plugins, self.config) for job in body]
-        ids = (await self.broker.submit(specs))["ids"]
-        records = await self._read_back(ids)
-        self.reply([shape.job_json(records[job_id]) if job_id in records else
-                    shape.job_json(dict(spec, id=job_id, state="queued")) for job_id, spec in zip(ids, specs)])
+        stored = await self.broker.submit(specs)
+        ids = stored["ids"]
+        # A job made now is answered from its spec and what the broker gave it; one a jobId found is read back.
+        records = await self._read_back([job_id for job_id, new in zip(ids, stored["created"]) if not new])
+        made = {job_id: dict(spec, id=job_id, state="delayed" if spec["run_at"] else "queued", sequence=sequence,
+                             created_at=stored["created_at"], attempts=0)
+                for job_id, spec, new, sequence in zip(ids, specs, stored["created"], stored["sequences"]) if new}
+        self.reply([shape.job_json(records.get(job_id) or made[job_id]) for job_id in ids])
 
     async def _read_back(self, ids):
         unique = list(dict.fromkeys(ids))
+        if not unique:
+            return {}
         chunks = [unique[i:i + READ_BACK] for i in range(0, len(unique), READ_BACK)]
         pages = await asyncio.gather(*(self.broker.list_jobs(namespace=shape.NAMESPACE, ids=chunk, limit=len(chunk))
                                        for chunk in chunks))

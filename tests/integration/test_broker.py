@@ -132,8 +132,9 @@ def test_cancel_retry_and_delete(client):
 def test_unique_keys_return_the_existing_job(client):
     first = client.submit([job(unique_key="k"), job(unique_key="k")])
     assert first["ids"][0] == first["ids"][1] and first["created"] == [True, False]
+    assert first["sequences"] == [1, None] and isinstance(first["created_at"], float)
     again = client.submit([job(unique_key="k")])
-    assert again == {"ids": [first["ids"][0]], "created": [False]}
+    assert again == {"ids": [first["ids"][0]], "created": [False], "sequences": [None], "created_at": None}
 
 
 def test_bad_submissions_store_nothing(client):

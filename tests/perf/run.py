@@ -11,6 +11,8 @@ Benchmarks (``--only NAME``, repeatable or comma-separated):
   (bench_fraction.py)
 * ``javascript``: 20,000 trivial ``javascript`` runs by 2 workers; one fresh isolate, one warm run and its
   check, in process (bench_javascript.py)
+* ``bullmq``: 20,000 jobs added over the BullMQ proxy API (1,000 per request) and drained through a
+  registered endpoint, beside as many ``http`` jobs to the same sink (bench_bullmq.py)
 * ``commands``: 2,000 ``true`` shell commands by 2 workers beside a bare ``subprocess.run`` loop
   (bench_commands.py)
 
@@ -25,6 +27,7 @@ import sys
 import time
 import traceback
 
+import bench_bullmq
 import bench_callbacks
 import bench_commands
 import bench_fraction
@@ -39,7 +42,7 @@ from harness import HERE
 
 BENCHMARKS = {module.NAME: module for module in (bench_http, bench_throughput, bench_latency, bench_memory,
                                                     bench_callbacks, bench_fraction, bench_javascript,
-                                                    bench_commands)}
+                                                    bench_commands, bench_bullmq)}
 DEFAULT_JSON = HERE / "last-run.json"
 
 
