@@ -23,7 +23,7 @@ TOTAL = 20_000
 PER_REQUEST = 1_000
 ADD_GOAL = 20_000
 DRAIN_GOAL = 0.9
-CONCURRENCY = 32
+CONCURRENCY = 128
 QUEUE = "bench-bullmq"
 MIN_RATE = 100  # jobs/s below which we stop waiting
 
