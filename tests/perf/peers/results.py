@@ -13,7 +13,7 @@ LABELS = {"tubeway": "Tubeway", "huey": "Huey", "rq": "RQ (Worker)", "rq-simple"
 ROWS = [
     ("noop", "value", "1. {n} no-op jobs, first enqueue to last result", "jobs/s"),
     ("sleep", "value", "2. {n} jobs sleeping 10 ms, first enqueue to last result", "jobs/s"),
-    ("delayed", "p50", "3. {n} jobs delayed 1-5 s: lateness of the start, p50", "ms"),
+    ("delayed", "p50", "3. {n} jobs delayed {d} s: lateness of the start, p50", "ms"),
     ("delayed", "p99", "3. same, p99", "ms"),
     ("latency", "p50", "4. single-job latency on an idle system, {n} jobs, p50", "ms"),
     ("latency", "p99", "4. same, p99", "ms"),
@@ -34,15 +34,15 @@ def number(value):
 def _figure(figures, figure):
     if figures is None:
         return None, "-"
-    if "error" in figures:
-        return None, "error"
+    if "error" in figures or "missing" in figures:
+        return None, figures.get("missing", "error")
     if figures.get(figure) is None:
         return None, figures.get(f"{figure}_note", "-")
     value = figures[figure]
-    return value, number(value) + (" (partial)" if figures.get("partial") else "")
+    return value, number(value) + ("*" if figures.get("partial") else "")
 
 
-def table(results, peers, counts):
+def table(results, peers, counts, delays=(1, 5)):
     """The Markdown table: a row per workload figure, a column per system; peers' cells carry Tubeway/peer."""
     head = ["workload", "unit", *(LABELS[p] + ("" if p == "tubeway" else " (Tubeway/peer)") for p in peers)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -50,7 +50,7 @@ def table(results, peers, counts):
         if not any(workload in results.get(p, {}) for p in peers):
             continue
         ours, _ = _figure(results.get("tubeway", {}).get(workload), figure)
-        cells = [label.format(n=count_label(counts.get(workload, 0))), unit]
+        cells = [label.format(n=count_label(counts.get(workload, 0)), d="%g-%g" % tuple(delays)), unit]
         for peer in peers:
             value, text = _figure(results.get(peer, {}).get(workload), figure)
             if peer != "tubeway" and value and ours is not None:
@@ -67,9 +67,11 @@ def render(results, peers, counts, info, machine, meta):
            "Every system ran on this machine in the same run, on loopback, with 2 worker processes, measured "
            "from its own client the same way (`tests/perf/peers/drivers/workloads_client.py` and its Node twin). "
            "For throughput higher is better, for lateness and latency lower is better; the ratio in brackets "
-           "is Tubeway's figure over the peer's. \"partial\": the run reached the time limit "
-           f"({meta['timeout']:g} s) and its rate is the results recorded by then over the time taken.", "",
-           table(results, peers, counts), ""]
+           "is Tubeway's figure over the peer's. A `*` marks a run stopped at the time limit "
+           f"({meta['timeout']:g} s, enqueueing included; for workload 3, {meta['timeout']:g} s after the last job "
+           "was due): a rate is then the results recorded by that moment over the time taken, and a lateness "
+           "counts the jobs not yet started with their lateness at that moment (both favour the peer).", "",
+           table(results, peers, counts, meta["delays"]), ""]
     http = results.get("tubeway", {}).get("http")
     if http and "error" not in http:
         out += [f"Workload 5 beside a bare Tornado handler in the same run (load tool: {http['tool']}): "

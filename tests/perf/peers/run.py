@@ -94,6 +94,7 @@ def run_peer(name, args, redis, out, info):
         env = envs.install(args.build_dir, peer.env)
     except envs.InstallFailed as exc:
         info["status"] = f"not installed: {one_line(exc)}"
+        out.update({workload: {"missing": "not installed"} for workload in args.workloads if workload != "http"})
         return
     info["version"] = env.version
     info["durability"] = redis.durability if peer.uses_redis else "-"
@@ -133,12 +134,12 @@ def main(argv=None):
         if redis is not None:
             redis.flush()
     meta = {"command": "run.py " + " ".join(argv if argv is not None else sys.argv[1:]), "date": results.today(),
-            "seconds": time.monotonic() - started, "timeout": args.timeout}
+            "seconds": time.monotonic() - started, "timeout": args.timeout, "delays": args.delay_range}
     machine = report.machine(loadgen.tool_version())
     counts = {**args.counts, "http": 0}
     text = results.render(found, args.peer_names, counts, info, machine, meta)
     Path(args.out).write_text(text + "\n")
-    print(results.table(found, args.peer_names, counts))
+    print(results.table(found, args.peer_names, counts, args.delay_range))
     print(f"written to {args.out}")
     return 1 if any("error" in f for figures in found.values() for f in figures.values()) else 0
 

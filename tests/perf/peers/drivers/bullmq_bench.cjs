@@ -43,16 +43,17 @@ async function waitDone(queue, target, deadline) {
 
 async function drain(queue, task, count, timeout) {
   const before = await queue.getCompletedCount();
-  const started = mono();
-  for (let sent = 0; sent < count; sent += BATCH) {
+  const started = mono(), deadline = started + timeout;
+  let sent = 0;
+  while (sent < count && mono() < deadline) {
     const n = Math.min(BATCH, count - sent);
     await queue.addBulk(Array.from({ length: n }, () => ({ name: task, data: {} })));
+    sent += n;
   }
-  const enqueued = mono();
-  const figures = { enqueue_rate: count / (enqueued - started) };
+  const figures = { enqueue_rate: sent / (mono() - started) };
   try {
-    await waitDone(queue, before + count, started + timeout);
-  } catch (err) {  // a slow run: its rate so far, marked partial
+    await waitDone(queue, before + count, deadline);
+  } catch (err) {  // too slow: the results recorded by then over the time taken, marked partial
     const done = (await queue.getCompletedCount()) - before, seconds = mono() - started;
     return { ...figures, value: done / seconds, seconds, partial: `${done} of ${count}` };
   }
@@ -67,7 +68,6 @@ function delaysFor(count, low, high) {
 
 async function delayed(queue, count, timeout, low, high) {
   const before = await queue.getCompletedCount();
-  const started = mono();
   const delays = delaysFor(count, low, high);
   const handles = [];
   for (let sent = 0; sent < count; sent += BATCH) {
@@ -76,14 +76,24 @@ async function delayed(queue, count, timeout, low, high) {
     const jobs = await queue.addBulk(part.map((d) => ({ name: "stamp", data: {}, opts: { delay: Math.round(d * 1000) } })));
     jobs.forEach((job, i) => handles.push([job.id, now + Math.round(part[i] * 1000) / 1000]));
   }
-  await waitDone(queue, before + count, started + high + timeout);
+  const figures = {};
+  try {
+    await waitDone(queue, before + count, Math.max(...handles.map(([, due]) => due)) + timeout);
+  } catch (err) {  // jobs not started by then count with their lateness at that moment (a lower bound)
+    figures.partial = "some jobs had not started by the time limit";
+  }
+  const now = mono();
   const lateness = [];
+  let notStarted = 0;
   for (const [id, due] of handles) {
     const job = await queue.getJob(id);
-    lateness.push((job.returnvalue - due) * 1e3);
+    const start = job && typeof job.returnvalue === "number" ? job.returnvalue : null;
+    if (start === null) notStarted++;
+    lateness.push(((start === null ? now : start) - due) * 1e3);
   }
   lateness.sort((a, b) => a - b);
-  return { p50: percentile(lateness, 50), p99: percentile(lateness, 99), min: lateness[0], max: lateness.at(-1) };
+  return { ...figures, p50: percentile(lateness, 50), p99: percentile(lateness, 99), min: lateness[0],
+           max: lateness.at(-1), not_started: notStarted };
 }
 
 async function single(queue, events, count) {

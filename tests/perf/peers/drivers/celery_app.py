@@ -63,7 +63,7 @@ class Client:
             time.sleep(TASK_POLL)
 
     def value(self, handle):
-        return handle.get(timeout=30)
+        return handle.result if handle.ready() else None
 
     def durability(self):
         return "Redis (see the server's persistence)"

@@ -62,7 +62,7 @@ class Client:
             time.sleep(TASK_POLL)
 
     def value(self, handle):
-        return handle.get(blocking=True, timeout=30)
+        return handle.get()
 
     def durability(self):
         conn = huey.storage.conn
