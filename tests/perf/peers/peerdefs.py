@@ -8,7 +8,6 @@ peers that run several jobs per process at once (threads or async) get
 :data:`CONCURRENCY` per process, like Tubeway's default ``worker_threads``.
 """
 import json
-import sys
 from pathlib import Path
 
 from harness import poll
@@ -115,7 +114,3 @@ def run(peer, env, workload, args, redis, stack, timeout):
     if client.popen.returncode != 0 or not lines or not lines[-1].startswith("{"):
         raise RuntimeError(f"{peer.name} client exited {client.popen.returncode}:\n{client.log_tail()}")
     return json.loads(lines[-1])
-
-
-if __name__ == "__main__":
-    sys.exit("import this module; run tests/perf/peers/run.py")
