@@ -76,6 +76,10 @@ class Redis:
                 return line.split(":", 1)[1].strip()
         return "unknown"
 
+    def describe(self):
+        """``Redis <version> in memory; <what it keeps on disk>``, for the report."""
+        return f"Redis {self.version()} in memory; {self.persistence()}"
+
     def persistence(self):
         """What the server keeps on disk, from its ``appendonly`` and ``save`` settings, in words."""
         aof = command(self.port, "CONFIG", "GET", "appendonly")[1]

@@ -80,6 +80,9 @@ def run_tubeway(args, out, info):
             else:
                 figures = tubeway_peer.run(workload, args.counts[workload], args.timeout, args.delay_range,
                                            args.build_dir)
+                if workload == "latency":
+                    figures.update(tubeway_peer.run_http_latency(args.counts[workload], args.timeout,
+                                                                 args.build_dir))
         except Exception as exc:  # one failure must not hide the other figures
             traceback.print_exc()
             figures = {"error": one_line(exc)}
@@ -97,7 +100,7 @@ def run_peer(name, args, redis, out, info):
         out.update({workload: {"missing": "not installed"} for workload in args.workloads if workload != "http"})
         return
     info["version"] = env.version
-    info["durability"] = redis.durability if peer.uses_redis else "-"
+    info["durability"] = redis.describe() if peer.uses_redis else "-"
     for workload in [w for w in args.workloads if w != "http"]:
         log(f"{name} {workload}")
         try:
@@ -125,7 +128,6 @@ def main(argv=None):
         redis = None
         if any(peerdefs.PEERS[p].uses_redis for p in args.peer_names if p != "tubeway"):
             redis = redisdb.redis_for(redis_stack, args.redis_db)
-            redis.durability = f"Redis {redis.version()} in memory; {redis.persistence()}"
         for name in args.peer_names:
             if name == "tubeway":
                 run_tubeway(args, found[name], info[name])

@@ -6,6 +6,8 @@ workload code as the Python peers (``drivers/workloads_client.py``). The ``stamp
 from a plugin (``drivers/tubeway_stamp.py``) that the harness makes visible to Tubeway's
 processes through a ``.dist-info`` on ``PYTHONPATH``, the way an installed plugin is found.
 """
+import http.client
+import json
 import sys
 import time
 from pathlib import Path
@@ -71,6 +73,36 @@ class Client:
 
     def value(self, handle):
         return self.broker.get(handle)["result"]
+
+
+class HttpClient(Client):
+    """As :class:`Client`, but single jobs go in through ``POST /api/v1/jobs`` on one keep-alive connection."""
+
+    def __init__(self, broker, port):
+        super().__init__(broker)
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def enqueue_one(self, task):
+        self.conn.request("POST", "/api/v1/jobs", json.dumps(SPECS[task]), {"Content-Type": "application/json"})
+        reply = self.conn.getresponse()
+        body = reply.read()
+        if reply.status != 201:
+            raise RuntimeError(f"POST /api/v1/jobs answered {reply.status}: {body[:200]!r}")
+        return json.loads(body)["id"]
+
+
+def run_http_latency(count, timeout, build_dir):
+    """Workload 4 through Tubeway's HTTP API (``tubeway up``): ``t0`` before the POST, p50 and p99 in ms."""
+    with Stack() as stack:
+        stack.tubeway("up", env=plugin_env(build_dir), processes=WORKERS, http_processes=1)
+        stack.wait_broker(workers=WORKERS)
+        stack.wait_http()
+        client = HttpClient(stack.client(), stack.http_port)
+        try:
+            figures = workloads_client.run(client, "latency", count, timeout)
+        finally:
+            client.conn.close()
+    return {"http_p50": figures["p50"], "http_p99": figures["p99"]}
 
 
 def run(workload, count, timeout, delays, build_dir):
