@@ -65,7 +65,8 @@ def render(results, peers, counts, info, machine, meta):
     """The whole RESULTS.md text."""
     out = ["# Tubeway against its peers", "",
            f"Written by `make bench-peers` (`{meta['command']}`) on {meta['date']}, in {meta['seconds']:.0f} s. "
-           "Every system ran on this machine in the same run, on loopback, with 2 worker processes, measured "
+           "Every system ran on this machine in the same run (workload by workload, each system in turn), on "
+           "loopback, with 2 worker processes, measured "
            "from its own client the same way (`tests/perf/peers/drivers/workloads_client.py` and its Node twin). "
            "For throughput higher is better, for lateness and latency lower is better; the ratio in brackets "
            "is Tubeway's figure over the peer's. A `*` marks a run stopped at the time limit "

@@ -6,6 +6,7 @@ workload code as Tubeway (``drivers/``). Workloads (``--only``): ``noop`` (100,0
 ``sleep`` (10,000 jobs of 10 ms), ``delayed`` (10,000 jobs due in 1 to 5 s), ``latency`` (1,000
 single jobs), ``http`` (Tubeway's HTTP enqueue beside a bare Tornado handler). ``--scale 0.1``
 runs a tenth of the counts; a peer that cannot be installed is reported and the others still run.
+Systems take turns workload by workload, so each row's figures are taken close together in time.
 """
 import argparse
 import importlib.metadata
@@ -67,53 +68,66 @@ def one_line(exc):
     return text if len(text) <= 400 else text[:400] + " ..."
 
 
-def run_tubeway(args, out, info):
-    """Every chosen workload on Tubeway."""
-    info.update(version=importlib.metadata.version("tubeway"), durability=tubeway_peer.DURABILITY, note=TUBEWAY_NOTE)
-    for workload in args.workloads:
-        log(f"tubeway {workload}")
-        try:
-            if workload == "http":
-                figures = tubeway_peer.run_http(args.http_seconds)
-                if importlib.util.find_spec("tubeway.broker.http.bullmq") is None:
-                    figures["bullmq_note"] = "n/a: no BullMQ route in this build"
-            else:
-                figures = tubeway_peer.run(workload, args.counts[workload], args.timeout, args.delay_range,
-                                           args.build_dir)
-                if workload == "latency":
-                    figures.update(tubeway_peer.run_http_latency(args.counts[workload], args.timeout,
-                                                                 args.build_dir))
-        except Exception as exc:  # one failure must not hide the other figures
-            traceback.print_exc()
-            figures = {"error": one_line(exc)}
-        out[workload] = figures
+def tubeway_workload(args, workload):
+    """One workload on Tubeway: its figures."""
+    if workload == "http":
+        figures = tubeway_peer.run_http(args.http_seconds)
+        if importlib.util.find_spec("tubeway.broker.http.bullmq") is None:
+            figures["bullmq_note"] = "n/a: no BullMQ route in this build"
+        return figures
+    figures = tubeway_peer.run(workload, args.counts[workload], args.timeout, args.delay_range, args.build_dir)
+    if workload == "latency":
+        figures.update(tubeway_peer.run_http_latency(args.counts[workload], args.timeout, args.build_dir))
+    return figures
 
 
-def run_peer(name, args, redis, out, info):
-    """Install one peer and run every chosen workload (but ``http``) on it."""
+def install_peer(name, args, redis, info):
+    """Install one peer; its environment, or None when it could not be installed (said in ``info``)."""
     peer = peerdefs.PEERS[name]
     info["note"] = peer.note
+    log(f"installing {name}")
     try:
         env = envs.install(args.build_dir, peer.env)
     except envs.InstallFailed as exc:
         info["status"] = f"not installed: {one_line(exc)}"
-        out.update({workload: {"missing": "not installed"} for workload in args.workloads if workload != "http"})
-        return
+        return None
     info["version"] = env.version
     info["durability"] = redis.describe() if peer.uses_redis else "-"
-    for workload in [w for w in args.workloads if w != "http"]:
-        log(f"{name} {workload}")
-        try:
-            with Stack() as stack:
-                client_args = [args.counts[workload], args.timeout, *args.delay_range]
-                figures = peerdefs.run(peer, env, workload, client_args, redis if peer.uses_redis else None,
-                                       stack, args.timeout + 120)
-            if not peer.uses_redis:
-                info["durability"] = figures.get("durability", "-")
-        except Exception as exc:
-            traceback.print_exc()
-            figures = {"error": one_line(exc)}
-        out[workload] = figures
+    return env
+
+
+def peer_workload(name, env, args, redis, info, workload):
+    """One workload on one peer: its figures."""
+    peer = peerdefs.PEERS[name]
+    with Stack() as stack:
+        client_args = [args.counts[workload], args.timeout, *args.delay_range]
+        figures = peerdefs.run(peer, env, workload, client_args, redis if peer.uses_redis else None, stack,
+                               args.timeout + 120)
+    if not peer.uses_redis:
+        info["durability"] = figures.get("durability", "-")
+    return figures
+
+
+def run_all(args, redis, found, info):
+    """Workload by workload, every system in turn, so a workload's figures are taken close together in time."""
+    envs_by_peer = {name: install_peer(name, args, redis, info[name]) for name in args.peer_names if name != "tubeway"}
+    if "tubeway" in info:
+        info["tubeway"].update(version=importlib.metadata.version("tubeway"), durability=tubeway_peer.DURABILITY,
+                               note=TUBEWAY_NOTE)
+    for workload in args.workloads:
+        for name in args.peer_names:
+            if name != "tubeway" and workload == "http":
+                continue  # the peers have no HTTP API of their own
+            if name != "tubeway" and envs_by_peer[name] is None:
+                found[name][workload] = {"missing": "not installed"}
+                continue
+            log(f"{name} {workload}")
+            try:
+                found[name][workload] = (tubeway_workload(args, workload) if name == "tubeway" else
+                                         peer_workload(name, envs_by_peer[name], args, redis, info[name], workload))
+            except Exception as exc:  # one failure must not hide the other figures
+                traceback.print_exc()
+                found[name][workload] = {"error": one_line(exc)}
 
 
 def log(text):
@@ -128,11 +142,7 @@ def main(argv=None):
         redis = None
         if any(peerdefs.PEERS[p].uses_redis for p in args.peer_names if p != "tubeway"):
             redis = redisdb.redis_for(redis_stack, args.redis_db)
-        for name in args.peer_names:
-            if name == "tubeway":
-                run_tubeway(args, found[name], info[name])
-            else:
-                run_peer(name, args, redis, found[name], info[name])
+        run_all(args, redis, found, info)
         if redis is not None:
             redis.flush()
     meta = {"command": "run.py " + " ".join(argv if argv is not None else sys.argv[1:]), "date": results.today(),
