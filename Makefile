@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test torture bench clean
+.PHONY: install run test torture bench bench-peers clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ bench: install
 		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } \
 		|| echo "wrk could not be installed: using the Python load generator"
 	$(VENV)/bin/python tests/perf/run.py
+
+# Tubeway beside Huey, RQ, Celery and BullMQ (installed under build/peers/), written to tests/perf/RESULTS.md.
+# A quicker run: make bench-peers PEERS_ARGS="--scale 0.1 --peers tubeway,bullmq --only noop,latency"
+PEERS_ARGS ?=
+bench-peers: install
+	$(VENV)/bin/python tests/perf/peers/run.py $(PEERS_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .coverage .coverage.*

@@ -56,14 +56,17 @@ def rss_mb(pid):
 
 
 class Process:
-    """One started process, leader of its own process group, logging to a file."""
+    """One started process, leader of its own process group, logging to a file.
 
-    def __init__(self, name, argv, cwd, log_path):
+    ``env`` adds variables to (or overrides them in) :func:`clean_env`.
+    """
+
+    def __init__(self, name, argv, cwd, log_path, env=None):
         self.name = name
         self.argv = argv
         self.log_path = log_path
         with open(log_path, "wb") as log:
-            self.popen = subprocess.Popen(argv, cwd=cwd, env=clean_env(), stdin=subprocess.DEVNULL,
+            self.popen = subprocess.Popen(argv, cwd=cwd, env={**clean_env(), **(env or {})}, stdin=subprocess.DEVNULL,
                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.popen.pid
 
@@ -156,15 +159,15 @@ class Stack:
                 argv += [flag, str(value)]
         return argv
 
-    def start(self, name, argv):
-        """Start any command in the stack's directory; it is stopped on :meth:`close`."""
-        process = Process(name, argv, self.dir, self.dir / f"{name}.log")
+    def start(self, name, argv, env=None):
+        """Start any command in the stack's directory (``env``: extra variables); stopped on :meth:`close`."""
+        process = Process(name, argv, self.dir, self.dir / f"{name}.log", env)
         self.processes.append(process)
         return process
 
-    def tubeway(self, role, **extra):
-        """Start ``tubeway <role>`` with the stack's flags."""
-        return self.start(role, [tubeway_command(), role, *self.flags(**extra)])
+    def tubeway(self, role, env=None, **extra):
+        """Start ``tubeway <role>`` with the stack's flags (``env``: extra variables)."""
+        return self.start(role, [tubeway_command(), role, *self.flags(**extra)], env)
 
     # -- readiness ----------------------------------------------------------------------
     def client(self):
