@@ -8,9 +8,11 @@ source.
 """
 import asyncio
 import dataclasses
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 
 from harness import HERE, percentile
@@ -57,19 +59,24 @@ def tool_version():
     return first[0].split(" Copyright")[0] if first else "wrk"
 
 
-def post_load(url, connections, seconds, tool=None):
-    """POST :data:`BODY` to ``url`` over ``connections`` connections for ``seconds`` s."""
+def post_load(url, connections, seconds, tool=None, body=BODY):
+    """POST ``body`` (JSON bytes; a no-op native job by default) to ``url`` over ``connections`` connections."""
     if (tool or tool_name()) == "wrk":
-        return _wrk(url, connections, seconds)
-    return asyncio.run(_python_load(url, connections, seconds))
+        return _wrk(url, connections, seconds, body)
+    return asyncio.run(_python_load(url, connections, seconds, body))
 
 
 # -- wrk ------------------------------------------------------------------------------------
-def _wrk(url, connections, seconds):
+def _wrk(url, connections, seconds, body=BODY):
     threads = 1  # wrk needs little CPU; the second core is left to the servers
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.read_text().replace(BODY.decode(), body.decode().replace("'", "\\'")))
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-            "--timeout", "5s", "-s", str(WRK_SCRIPT), url]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+            "--timeout", "5s", "-s", script.name, url]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    finally:
+        os.unlink(script.name)
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
     return parse_wrk(out.stdout)
@@ -146,11 +153,11 @@ class _Connection(asyncio.Protocol):
             self.closed.set_result(exc)
 
 
-async def _python_load(url, connections, seconds):
+async def _python_load(url, connections, seconds, body=BODY):
     match = re.fullmatch(r"http://([^:/]+):(\d+)(/.*)", url)
     host, port, path = match.group(1), int(match.group(2)), match.group(3)
     request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     loop = asyncio.get_running_loop()
     latencies, statuses, waits = [], [], []
     started = time.perf_counter()

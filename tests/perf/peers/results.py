@@ -79,7 +79,8 @@ def render(results, peers, counts, info, machine, meta):
         out += [f"Workload 5 beside a bare Tornado handler in the same run (load tool: {http['tool']}): "
                 f"bare Tornado {number(http['bare'])} req/s; Tubeway's native API {number(http['native'])} req/s "
                 f"= {http['native'] / http['bare']:.2f} of it (p50 {number(http['native_p50'])} ms, "
-                f"{http['errors']} errors). The peers have no HTTP API of their own.", ""]
+                f"{http['errors']} errors); its BullMQ route {number(http['bullmq'])} req/s = "
+                f"{http['bullmq'] / http['bare']:.2f}. The peers have no HTTP API of their own.", ""]
     out += ["## Machine", ""] + [f"- {key}: {value}" for key, value in machine.items()] + [""]
     out += ["## Versions and durability", "", "| system | version | durability | status |", "|---|---|---|---|"]
     out += [f"| {LABELS[p]} | {info[p].get('version', '-')} | {info[p].get('durability', '-')} | "

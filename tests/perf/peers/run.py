@@ -10,7 +10,6 @@ Systems take turns workload by workload, so each row's figures are taken close t
 """
 import argparse
 import importlib.metadata
-import importlib.util
 import sys
 import time
 import traceback
@@ -71,10 +70,7 @@ def one_line(exc):
 def tubeway_workload(args, workload):
     """One workload on Tubeway: its figures."""
     if workload == "http":
-        figures = tubeway_peer.run_http(args.http_seconds)
-        if importlib.util.find_spec("tubeway.broker.http.bullmq") is None:
-            figures["bullmq_note"] = "n/a: no BullMQ route in this build"
-        return figures
+        return tubeway_peer.run_http(args.http_seconds)
     figures = tubeway_peer.run(workload, args.counts[workload], args.timeout, args.delay_range, args.build_dir)
     if workload == "latency":
         figures.update(tubeway_peer.run_http_latency(args.counts[workload], args.timeout, args.build_dir))

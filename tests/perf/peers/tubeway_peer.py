@@ -120,8 +120,13 @@ def run(workload, count, timeout, delays, build_dir):
     return figures
 
 
+#: One job added through the BullMQ proxy route (workload 5): nothing processes its queue, as with a no-op.
+BULLMQ_BODY = b'[{"name":"noop","data":1}]'
+
+
 def run_http(seconds):
-    """Workload 5: single-job ``POST /api/v1/jobs`` next to a bare Tornado handler, same load tool and run.
+    """Workload 5: single-job ``POST /api/v1/jobs`` and BullMQ ``POST /queues/<q>/jobs`` next to a bare Tornado
+    handler, same load tool and run.
 
     Rounds alternate between the two (best round of each counts), after a short warm-up.
     Tubeway runs as ``tubeway up --processes 2 --http-processes 1``.
@@ -134,16 +139,19 @@ def run_http(seconds):
         stack.tubeway("up", processes=WORKERS, http_processes=1)
         wait_http(port, processes=bare_stack.processes)
         stack.wait_http()
-        targets = {"bare": f"http://127.0.0.1:{port}/api/v1/jobs", "native": f"{stack.http_url}/api/v1/jobs"}
+        targets = {"bare": (f"http://127.0.0.1:{port}/api/v1/jobs", loadgen.BODY),
+                   "native": (f"{stack.http_url}/api/v1/jobs", loadgen.BODY),
+                   "bullmq": (f"{stack.http_url}/queues/bench-peers/jobs", BULLMQ_BODY)}
         loads = {name: [] for name in targets}
-        for url in targets.values():
-            loadgen.post_load(url, HTTP_CONNECTIONS, min(2.0, seconds), tool)
+        for url, body in targets.values():
+            loadgen.post_load(url, HTTP_CONNECTIONS, min(2.0, seconds), tool, body)
         for _ in range(HTTP_ROUNDS):
-            for name, url in targets.items():
-                loads[name].append(loadgen.post_load(url, HTTP_CONNECTIONS, seconds / HTTP_ROUNDS, tool))
+            for name, (url, body) in targets.items():
+                loads[name].append(loadgen.post_load(url, HTTP_CONNECTIONS, seconds / HTTP_ROUNDS, tool, body))
         for process in stack.processes + bare_stack.processes:
             process.check_alive()
     best = {name: max(runs, key=lambda load: load.rate) for name, runs in loads.items()}
-    errors = sum(load.errors for load in loads["native"])
+    errors = sum(load.errors for load in loads["native"] + loads["bullmq"])
     return {"native": best["native"].rate, "bare": best["bare"].rate, "native_p50": best["native"].p50_ms,
+            "bullmq": best["bullmq"].rate,
             "tool": tool, "errors": errors, "durability": DURABILITY}
