@@ -13,7 +13,8 @@ Body fields (all optional)::
     selector                          [{"key", "op", "values"}]: every requirement must hold;
                                       op is one of SELECTOR_OPS
     created_at, updated_at, priority  [{"gte"?, "gt"?, "lte"?, "lt"?}]: a job matches one range
-    order                             one of ORDERS (default "created": oldest first)
+    order                             one of ORDERS (default "created": oldest first; "dispatch": the order
+                                      queued jobs are handed out in, priority then lifo-aware age)
     limit                             1..MAX_LIST (default 100)
     cursor                            the ``next_cursor`` of the page before (order "created" only)
     offset                            jobs to skip (instead of a cursor)
@@ -31,7 +32,7 @@ MAX_VALUES = 1000
 MAX_REQUIREMENTS = 50
 #: Label selector operators: equals, differs (or absent), in a set, not in it (or absent), present, absent.
 SELECTOR_OPS = ("=", "!=", "in", "notin", "exists", "!exists")
-ORDERS = ("created", "-created", "updated", "-updated")
+ORDERS = ("created", "-created", "updated", "-updated", "dispatch")
 RANGE_OPS = ("gte", "gt", "lte", "lt")
 SINGLE = ("namespace", "queue", "kind", "state")
 MULTI = {"ids": "id", "names": "name", "queues": "queue", "kinds": "kind", "states": "state"}

@@ -31,7 +31,7 @@ MAX_BATCH = 10000
 #: Ids the broker reads back per LIST.
 READ_BACK = 1000
 #: The order each status is listed in: newest first, as BullMQ lists (ended jobs by when they ended).
-STATUS_ORDER = {"completed": "-updated", "failed": "-updated"}
+STATUS_ORDER = {"completed": "-updated", "failed": "-updated", "prioritized": "dispatch"}
 
 
 class BullHandler(BaseHandler):

@@ -58,7 +58,8 @@ def conditions(query_filter, now=None):
 
 def _order(order):
     return {"created": (Job.seq,), "-created": (Job.seq.desc(),),
-            "updated": (Job.updated_at, Job.seq), "-updated": (Job.updated_at.desc(), Job.seq.desc())}[order]
+            "updated": (Job.updated_at, Job.seq), "-updated": (Job.updated_at.desc(), Job.seq.desc()),
+            "dispatch": (Job.priority, Job.rank)}[order]
 
 
 def select_page(query_filter, now=None):

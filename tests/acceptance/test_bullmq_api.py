@@ -517,12 +517,15 @@ def test_priority_and_lifo_order_with_concurrency_1(bull, endpoint):
     add(bull, "ordered", [{"name": "a", "data": 1}, {"name": "b", "data": 1},
                           {"name": "p2", "data": 1, "opts": {"priority": 2}},
                           {"name": "p1", "data": 1, "opts": {"priority": 1}},
+                          {"name": "p3", "data": 1, "opts": {"priority": 3}},
                           {"name": "c-lifo", "data": 1, "opts": {"lifo": True}}])
-    assert listing(bull, "ordered")["counts"]["prioritized"] == 2  # waiting for an endpoint
+    waiting = listing(bull, "ordered", statuses="prioritized")
+    assert waiting["counts"]["prioritized"] == 3  # waiting for an endpoint, listed as they will be served
+    assert [job["name"] for job in waiting["jobs"]] == ["p1", "p2", "p3"]
     register(bull, "ordered", url, opts={"concurrency": 1})
-    poll_until(lambda: listing(bull, "ordered", statuses="completed")["counts"]["completed"] == 5, timeout=30)
+    poll_until(lambda: listing(bull, "ordered", statuses="completed")["counts"]["completed"] == 6, timeout=30)
     served = [call["body"]["job"]["name"] for call in endpoint.calls_to("/order")]
-    assert served == ["c-lifo", "a", "b", "p1", "p2"]
+    assert served == ["c-lifo", "a", "b", "p1", "p2", "p3"]
     completed = listing(bull, "ordered", statuses="completed")["jobs"]
     assert [job["name"] for job in sorted(completed, key=lambda job: job["processedOn"])] == served
     assert all(job["returnvalue"] == job["name"] for job in completed)

@@ -152,3 +152,12 @@ def test_a_priority_range_splits_a_queue_as_bullmq_splits_waiting_from_prioritiz
         return [r["id"] for r in store.query(parse_filter({"priority": ranges}))[0]]
     assert found([{"gte": 1}]) == [records[1]["id"], records[3]["id"]]
     assert found([{"lte": 0}]) == [records[0]["id"], records[2]["id"]]
+
+
+def test_the_dispatch_order_lists_queued_jobs_as_workers_get_them(db):
+    store = Store(db)
+    with store.atomic():
+        records = store.insert([normalize_spec({"kind": "noop", "priority": p, "lifo": lifo}, now=NOW)
+                                for p, lifo in ((2, False), (1, False), (2, True), (1, True))], NOW)
+    listed = [r["id"] for r in store.query(parse_filter({"order": "dispatch"}))[0]]
+    assert listed == [records[i]["id"] for i in (3, 1, 2, 0)]
