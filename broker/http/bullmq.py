@@ -13,11 +13,12 @@ Routes, each also with a trailing slash, queue names percent-decoded:
 
 A thin translation: jobs are broker jobs in the namespace ``bullmq`` (queue = the queue name),
 their order (priority, lifo), retries, retention, client-chosen ids and lock tokens are the
-broker's; the words and checks are :mod:`.bullmq_shape`'s. Errors are plain text, with the
-original's messages and statuses (400, 401, 404).
+broker's; the checks are :mod:`.bullmq_checks`'s and the words :mod:`.bullmq_shape`'s. Errors are
+plain text, with the original's messages and statuses (400, 401, 404).
 """
 import asyncio
 
+from tubeway.broker.http import bullmq_checks as checks
 from tubeway.broker.http import bullmq_shape as shape
 from tubeway.broker.http.auth import presented_token, token_matches
 from tubeway.broker.http.base import BaseHandler, routes_with_slash
@@ -42,7 +43,7 @@ class BullHandler(BaseHandler):
         self.write(message)
 
     def describe_error(self, exc, status):
-        if isinstance(exc, shape.BullError):
+        if isinstance(exc, checks.BullError):
             return exc.status, exc.message, {}
         if isinstance(exc, JobNotFound):
             return 404, "Job not found", {}
@@ -62,11 +63,11 @@ class BullHandler(BaseHandler):
 
     def queue(self, name):
         """The decoded queue name of the path, checked (400 with the original's message)."""
-        return shape.check_queue_name(name)
+        return checks.check_queue_name(name)
 
     async def find(self, queue, bull_id):
         """The record of the job BullMQ knows as ``bull_id`` in ``queue`` (404 ``Job not found``)."""
-        number = shape.parse_int(bull_id)
+        number = checks.parse_int(bull_id)
         if number is not None and str(number) == bull_id:  # BullMQ's own ids: custom ids cannot be integers
             if 0 < number < 2**63:
                 page = await self.broker.list_jobs(namespace=shape.NAMESPACE, queue=queue, sequences=[number],
@@ -74,7 +75,7 @@ class BullHandler(BaseHandler):
                 if page["jobs"]:
                     return page["jobs"][0]
             raise JobNotFound("Job not found")
-        return await self.broker.get_unique(shape.unique_key(queue, bull_id), namespace=shape.NAMESPACE)
+        return await self.broker.get_unique(checks.unique_key(queue, bull_id), namespace=shape.NAMESPACE)
 
 
 class JobsHandler(BullHandler):
@@ -84,11 +85,11 @@ class JobsHandler(BullHandler):
         queue = self.queue(queue)
         body = self.json_body()
         if not isinstance(body, list):
-            raise shape.BullError("Body must be an array")
+            raise checks.BullError("Body must be an array")
         if len(body) > MAX_BATCH:
-            raise shape.BullError(f"Too many jobs, at most {MAX_BATCH} per request")
+            raise checks.BullError(f"Too many jobs, at most {MAX_BATCH} per request")
         for job in body:
-            shape.check_job(job, queue)
+            checks.check_job(job, queue)
         if not body:
             return self.reply([])
         kinds = set(self.plugins.kinds())
@@ -113,7 +114,7 @@ class JobsHandler(BullHandler):
 
     async def get(self, queue):
         queue = self.queue(queue)
-        start, length = shape.pagination(self.get_query_argument("start", None),
+        start, length = checks.pagination(self.get_query_argument("start", None),
                                          self.get_query_argument("length", None), min_length=1)
         statuses = self._statuses()
         totals = await asyncio.gather(*(self._page(queue, status, 0, 1, total=True) for status in statuses))
@@ -133,10 +134,10 @@ class JobsHandler(BullHandler):
 
     def _statuses(self):
         text = self.get_query_argument("statuses", None) or ""
-        statuses = [status for status in text.split(",") if status] or list(shape.STATUSES)
+        statuses = [status for status in text.split(",") if status] or list(checks.STATUSES)
         for status in statuses:
-            if status not in shape.STATUSES:
-                raise shape.BullError(f"Invalid status: {status}")
+            if status not in checks.STATUSES:
+                raise checks.BullError(f"Invalid status: {status}")
         return list(dict.fromkeys(statuses))
 
     def _page(self, queue, status, offset, limit, total=False):
@@ -187,7 +188,7 @@ class ProgressHandler(LockHandler):
     async def post(self, queue, bull_id):
         progress = self.json_body()
         if isinstance(progress, bool) or not isinstance(progress, (int, float, dict)):
-            raise shape.BullError(f"Invalid progress {shape.js(progress)}, must be a number or an object")
+            raise checks.BullError(f"Invalid progress {checks.js(progress)}, must be a number or an object")
         await self.note(queue, bull_id, progress=progress)
 
 
@@ -197,12 +198,12 @@ class LogsHandler(LockHandler):
     async def post(self, queue, bull_id):
         line = self.json_body()
         if not isinstance(line, str):
-            raise shape.BullError(f"Invalid log {shape.js(line)}, must be a string")
+            raise checks.BullError(f"Invalid log {checks.js(line)}, must be a string")
         await self.note(queue, bull_id, logs=[line])
 
     async def get(self, queue, bull_id):
         queue = self.queue(queue)
-        start, length = shape.pagination(self.get_query_argument("start", None),
+        start, length = checks.pagination(self.get_query_argument("start", None),
                                          self.get_query_argument("length", None))
         logs = (await self.find(queue, bull_id)).get("logs") or []
         self.reply({"count": len(logs), "logs": logs[start:start + length]})
@@ -212,7 +213,7 @@ class WorkersHandler(BullHandler):
     """``POST /workers`` registers (or replaces) a queue's endpoint; ``GET /workers`` maps queues to URLs."""
 
     async def post(self):
-        worker = shape.check_worker(self.json_body())
+        worker = checks.check_worker(self.json_body())
         await self.broker.set_endpoint(shape.NAMESPACE, worker["queue"], worker["url"], worker["method"],
                                        worker["headers"], worker["timeout"], worker["concurrency"])
         self.ok()
@@ -229,7 +230,7 @@ class WorkerHandler(BullHandler):
         try:
             await self.broker.delete_endpoint(shape.NAMESPACE, queue)
         except (JobNotFound, ValidationError):
-            raise shape.BullError("Worker not found", 404) from None
+            raise checks.BullError("Worker not found", 404) from None
         self.ok()
 
 
