@@ -121,7 +121,7 @@ def test_jobs_wait_for_an_endpoint_then_flow_with_its_answer_as_result(api, endp
 def test_an_endpoints_concurrency_bounds_its_queue_across_every_worker_process(api, endpoint):
     endpoint.most = 0
     register(api, "bounded", endpoint.url, concurrency=2)
-    ids = submit(api, "bounded", *[{"sleep": 0.3}] * 8)
+    ids = submit(api, "bounded", *[{"sleep": 0.5}] * 6)  # long enough that two always overlap
     for job_id in ids:
         assert poll_until(lambda: ended(api, job_id), timeout=30)["state"] == "done"
     assert endpoint.most == 2
