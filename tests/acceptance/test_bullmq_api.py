@@ -8,7 +8,6 @@ import os
 import signal
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import pytest
@@ -16,6 +15,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from json_endpoint import JsonEndpoint
 from twkit import module_cluster, poll_until
 
 pytestmark = pytest.mark.acceptance
@@ -335,50 +335,27 @@ def test_any_body_or_query_gets_an_answer_below_500(bull, body, queue, query):
 
 # -- HTTP workers: the original's end-to-end scenario, retries, order, locks ----------------------
 
-class Endpoint:
+class Endpoint(JsonEndpoint):
     """A loopback worker endpoint: each path answers with the function registered for it; calls are recorded."""
 
     def __init__(self):
         self.routes, self.calls = {}, []
         self.lock = threading.Lock()
-        endpoint = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                with endpoint.lock:
-                    endpoint.calls.append({"path": self.path, "method": self.command, "body": body,
-                                           "headers": dict(self.headers), "at": time.time()})
-                status, kind, content = endpoint.routes[self.path](body)
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_PUT = do_PATCH = do_POST
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, method, path, body, headers):
+        with self.lock:
+            self.calls.append({"path": path, "method": method, "body": body, "headers": headers, "at": time.time()})
+        return self.routes[path](body)
 
     def route(self, path, behave):
         """Answer ``path`` with ``behave(body) -> (status, content type, bytes)``; returns its URL."""
         self.routes[path] = behave
-        return f"http://127.0.0.1:{self.server.server_port}{path}"
+        return self.url(path)
 
     def calls_to(self, path):
         with self.lock:
             return [call for call in self.calls if call["path"] == path]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import os
 import signal
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from json_endpoint import JsonEndpoint
 from twkit import module_cluster, poll_until
 
 pytestmark = pytest.mark.acceptance
@@ -15,36 +15,15 @@ pytestmark = pytest.mark.acceptance
 TOKEN = "push-secret"
 
 
-class Endpoint:
+class Endpoint(JsonEndpoint):
     """A loopback endpoint: its answer depends on the job's payload; it records bodies and the most in flight."""
 
     def __init__(self, api):
         self.api = api
         self.bodies, self.in_flight, self.most = [], 0, 0
         self.lock = threading.Lock()
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                status, kind, content = endpoint.answer(body, dict(self.headers))
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_PUT = do_PATCH = do_POST
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/run"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(lambda method, path, body, headers: self.answer(body, headers))
+        self.url = self.url("/run")
 
     def answer(self, body, headers):
         with self.lock:
@@ -71,9 +50,6 @@ class Endpoint:
             return 200, "application/json", json.dumps({"answer": order["json"]}).encode()
         return 200, "text/plain; charset=utf-8", b"foo bar"
 
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

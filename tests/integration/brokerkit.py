@@ -9,6 +9,7 @@ from polling import poll_until  # noqa: F401 - tests import it from here
 from tubeway.broker.reactor import Broker
 from tubeway.broker.store.models import open_database
 from tubeway.core import protocol as p
+from tubeway.core.errors import JobNotFound
 from tubeway.core.job import normalize_spec
 from tubeway.core.settings import load_settings
 
@@ -24,6 +25,15 @@ def job(**fields):
     """A normalized spec, kind ``echo`` unless given."""
     fields.setdefault("kind", "echo")
     return normalize_spec(fields)
+
+
+def gone(client, job_id):
+    """True once the broker no longer has the job (deleted, pruned or expired)."""
+    try:
+        client.get(job_id)
+    except JobNotFound:
+        return True
+    return False
 
 
 def state_of(client, job_id):

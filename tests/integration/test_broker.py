@@ -7,7 +7,7 @@ import pytest
 from tubeway.core import protocol as p
 from tubeway.core.client import BrokerClient
 from tubeway.core.errors import JobConflict, JobNotFound, ValidationError
-from brokerkit import BrokerThread, ScriptedWorker, job, poll_until, state_of
+from brokerkit import BrokerThread, ScriptedWorker, gone, job, poll_until, state_of
 
 pytestmark = pytest.mark.integration
 
@@ -107,15 +107,7 @@ def test_result_ttl_expires_the_job(client):
     client.take("accepted")
     client.update(job_id, "done")
     assert state_of(client, job_id) == "done"
-    poll_until(lambda: _gone(client, job_id), timeout=3)
-
-
-def _gone(client, job_id):
-    try:
-        client.get(job_id)
-    except JobNotFound:
-        return True
-    return False
+    poll_until(lambda: gone(client, job_id), timeout=3)
 
 
 def test_cancel_retry_and_delete(client):
@@ -126,7 +118,7 @@ def test_cancel_retry_and_delete(client):
         client.cancel(job_id)
     assert client.retry(job_id)["state"] == "queued"
     assert client.delete(job_id)["state"] == "queued"
-    assert _gone(client, job_id)
+    assert gone(client, job_id)
 
 
 def test_unique_keys_return_the_existing_job(client):

@@ -2,7 +2,7 @@
 import pytest
 
 from tubeway.core.errors import JobNotFound
-from brokerkit import ScriptedWorker, job, poll_until
+from brokerkit import ScriptedWorker, gone, job, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -23,16 +23,8 @@ def test_a_queue_keeps_only_the_newest_ended_jobs_asked_for(running, client):
     failed_ids = client.submit([job(queue="kept", keep_failed=0) for _ in range(3)])["ids"]
     run_all(worker, 3, state="failed")
     for job_id in failed_ids:
-        poll_until(lambda: _gone(client, job_id))
+        poll_until(lambda: gone(client, job_id))
     worker.close()
-
-
-def _gone(client, job_id):
-    try:
-        client.get(job_id)
-    except JobNotFound:
-        return True
-    return False
 
 
 def test_a_client_chosen_id_finds_its_job_in_its_namespace_only(client):
