@@ -89,8 +89,10 @@ class Dispatcher:
     def __init__(self, store, size, gate=None):
         self.store = store
         self.size = size
-        #: ``gate(key)``: how many more jobs of a window may start now, None for no limit (see Endpoints.room)
+        #: ``gate(key)``: how many more jobs of a window of a ``gated_kinds`` kind may start now (see
+        #: Endpoints.room); the windows of other kinds have no limit and cost the gate nothing
         self.gate = gate
+        self.gated_kinds = set()
         self.windows = {}
         self.by_kind = {}
         self.members = {}
@@ -132,10 +134,9 @@ class Dispatcher:
     def take(self, kinds=None, namespace=None, queues=None, limit=1):
         """Pop up to ``limit`` keys, best first across the matching windows."""
         windows = self._matching(kinds, namespace, queues)
-        rooms = {}
-        if self.gate is not None:
-            rooms = {window.key: self.gate(window.key) for window in windows}
-            windows = [window for window in windows if rooms[window.key] != 0]
+        rooms = self._rooms(kinds)
+        if rooms:
+            windows = [window for window in windows if rooms.get(window.key) != 0]
             rooms = {key: room for key, room in rooms.items() if room}
         if not windows:
             return []
@@ -177,6 +178,13 @@ class Dispatcher:
         best.pop()
         self._release(best_head[2])
         return [best_head]
+
+    def _rooms(self, kinds):
+        """``{key: room}`` of the gated windows of ``kinds`` (all kinds when None) held now."""
+        if self.gate is None:
+            return {}
+        return {key: self.gate(key) for kind in self.gated_kinds & self.by_kind.keys()
+                if kinds is None or kind in kinds for key in self.by_kind[kind]}
 
     def _take_gated(self, windows, rooms, limit):
         """Best first, one at a time, none from a window past its room (``rooms``: the windows with a limit)."""

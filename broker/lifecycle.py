@@ -40,7 +40,7 @@ class Lifecycle:
         self.leases = {}  # job id -> the registry Worker holding it
         self.locks = Locks(load_key())
         self.endpoints = Endpoints(clock)
-        dispatcher.gate = self.endpoints.room
+        dispatcher.gate, dispatcher.gated_kinds = self.endpoints.room, {PUSH_KIND}
         self.groups = Groups(self)
         self.schedules = Schedules(self)
 
