@@ -87,6 +87,14 @@ def count_jobs():
 COLUMNS = tuple(Job._meta.sorted_field_names)
 PAYLOAD_COLUMN, LABELS_COLUMN = COLUMNS.index("payload"), COLUMNS.index("labels")
 TABLE = Job._meta.table_name
+#: Each timer's due column, the condition of the rows that can fire, and the partial index of exactly
+#: those rows (see ``models._add_indexes``).
+TIMER_INDEXES = {
+    "delayed": ("run_at", "\"state\" = 'delayed'", "job_delayed"),
+    "lease": ("lease_until", "\"state\" = 'running' AND \"lease_until\" IS NOT NULL", "job_lease"),
+    "deadline": ("deadline", "\"state\" = 'running' AND \"deadline\" IS NOT NULL", "job_deadline"),
+    "expiry": ("expires_at", "\"expires_at\" IS NOT NULL", "job_expiry"),
+}
 
 
 class Store:
@@ -110,6 +118,7 @@ class Store:
         self._analyzed_seq, self._analyzed_at = -1, float("-inf")  # see optimize()
         self._insert_sql = self._compile_insert()
         self._select_head = f"SELECT {', '.join(self._quote(c) for c in COLUMNS)} FROM {self._quote(TABLE)}"
+        self._timer_sql = self._compile_timers()
 
     @staticmethod
     def _quote(name):
@@ -401,25 +410,36 @@ class Store:
     @_after_flush
     def next_due(self, timer):
         """The earliest due time of a timer (``delayed``, ``lease``, ``deadline``, ``expiry``), or None."""
-        column, condition = self._timer(timer)
-        return Job.select(pw.fn.MIN(column)).where(condition).scalar()
+        return self.db.execute_sql(self._timer_sql[timer][0]).fetchone()[0]
 
     @_after_flush
     def due(self, timer, now, limit=1000):
         """Records whose ``timer`` is due at ``now``, earliest first."""
-        column, condition = self._timer(timer)
-        query = Job.select().where(condition & (column <= now)).order_by(column).limit(limit)
-        return [to_record(row) | {"deadline": row["deadline"]} for row in query.dicts()]
+        rows = self.db.execute_sql(self._timer_sql[timer][1], (now, limit)).fetchall()
+        records = []
+        for values in rows:
+            row = dict(zip(COLUMNS, values))
+            records.append(to_record(row) | {"deadline": row["deadline"]})
+        return records
 
-    @staticmethod
-    def _timer(timer):
-        running = Job.state == "running"
-        return {
-            "delayed": (Job.run_at, Job.state == "delayed"),
-            "lease": (Job.lease_until, running & Job.lease_until.is_null(False)),
-            "deadline": (Job.deadline, running & Job.deadline.is_null(False)),
-            "expiry": (Job.expires_at, Job.expires_at.is_null(False)),
-        }[timer]
+    def _compile_timers(self):
+        """``{timer: (next due SQL, due SQL)}``, each reading only its partial index.
+
+        The conditions are literals, as in the indexes' own WHERE clauses, so that a planner
+        can prove the partial index covers the query; SQLite is also told the index by name,
+        since without statistics it would rather walk every row of the state.
+        """
+        table = self._quote(TABLE)
+        compiled = {}
+        for timer, (column, condition, index) in TIMER_INDEXES.items():
+            hint = "" if self.postgres else f" INDEXED BY {self._quote(index)}"
+            column = self._quote(column)
+            compiled[timer] = (
+                f"SELECT MIN({column}) FROM {table}{hint} WHERE {condition}",
+                f"{self._select_head}{hint} WHERE {condition} AND {column} <= {self.param} "
+                f"ORDER BY {column} LIMIT {self.param}",
+            )
+        return compiled
 
     @_after_flush
     def purge_expired(self, now, limit=1000):
