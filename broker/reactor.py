@@ -4,7 +4,8 @@ Each turn of the loop drains every message waiting on the socket (up to
 ``group_commit_max``), applies them, fires due timers, takes back the leases of
 lost workers and hands ready jobs to workers with credit, all in one storage
 transaction; only after it commits are replies and jobs sent. Durable and fast
-together: one fsync per turn, not per job.
+together: at most one flush to disk per turn, and only in turns that reply
+(see :mod:`tubeway.broker.store.durability`).
 """
 import logging
 import signal
@@ -23,6 +24,7 @@ from tubeway.broker.lifecycle import Lifecycle, public
 from tubeway.broker.metrics import BrokerMetrics
 from tubeway.broker.outbox import Outbox
 from tubeway.broker.registry import Registry
+from tubeway.broker.store.durability import AckDurability
 from tubeway.broker.store.models import open_database
 from tubeway.broker.store.queries import Store
 from tubeway.broker.timers import Timers
@@ -42,13 +44,14 @@ class Broker:
         self.settings = settings
         self.clock = clock
         self.store = Store(db)
+        self.durability = AckDurability(db, settings.sqlite_synchronous)
         self.dispatcher = Dispatcher(self.store, int(settings.ready_window))
         self.timers = Timers(self.store, clock)
         self.waiters = Waiters()
         self.registry = Registry(float(settings.worker_liveness_seconds), float(settings.heartbeat_seconds))
         self.metrics = BrokerMetrics(lambda: len(self.registry))
         self.reads = BackgroundReads(db)
-        self.outbox = Outbox()
+        self.outbox = Outbox(before_replies=self.durability.before_replies)
         self.jobs = Lifecycle(self.store, self.dispatcher, self.timers, self.waiters, self.metrics,
                               self.outbox, settings, clock)
         self.commands = ClientCommands(self.jobs, self.registry, self.metrics, self.waiters, clock, self.reads)
@@ -109,6 +112,7 @@ class Broker:
     def close(self, linger=None):
         """Release the background reader and the socket (after :meth:`run` returned)."""
         self.reads.close()
+        self.durability.close()
         if self.socket is not None:
             self.socket.close(linger)
 
@@ -144,6 +148,7 @@ class Broker:
             self._serve_takers()
             self.jobs.groups.flush()
             self.store.optimize(now)
+            self.durability.before_commit(self.outbox.has_replies())
         self.outbox.flush()
         self.workers.heartbeat()
 

@@ -162,7 +162,7 @@ SETTINGS = (
       "about 50 ms of work within this bound: deep for fast jobs, shallow for slow ones).", minimum=1,
       check=lambda value: None if value <= MAX_CREDIT else f"must be at most {MAX_CREDIT}"),
     S("worker_threads", 4, "int", "Jobs one worker process runs at once.", minimum=1),
-    S("sqlite_synchronous", "FULL", "str", "SQLite synchronous mode: FULL (survives power loss) or NORMAL.",
+    S("sqlite_synchronous", "FULL", "str", "SQLite synchronous mode: FULL (every acknowledgment survives power loss) or NORMAL.",
       choices=("FULL", "NORMAL")),
     S("ready_window", 10000, "int", "Ready jobs the broker keeps in memory per queue.", minimum=1),
     S("group_commit_max", 1024, "int", "Most messages the broker applies in one storage transaction.", minimum=1),
