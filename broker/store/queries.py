@@ -8,11 +8,12 @@ dispatcher keeps in memory. The reactor wraps each batch of calls in
 import contextlib
 import functools
 import itertools
+import operator
 
 import orjson
 import peewee as pw
 
-from tubeway.core.ids import new_job_id
+from tubeway.core.ids import new_job_ids
 from tubeway.core.job import UNENDED
 from tubeway.broker.job_filters import JobFilter
 from tubeway.broker.store import listing
@@ -86,6 +87,20 @@ def count_jobs():
 
 COLUMNS = tuple(Job._meta.sorted_field_names)
 PAYLOAD_COLUMN, LABELS_COLUMN = COLUMNS.index("payload"), COLUMNS.index("labels")
+_COLUMN_VALUES = operator.itemgetter(*COLUMNS)
+_JSON_INDEXES = tuple(COLUMNS.index(column) for column in JSON_COLUMNS)
+#: A new job's record before its spec, id and times are laid over it.
+NEW_RECORD = {**dict.fromkeys(COLUMNS), "attempts": 0, "lifo": False, "keep_done": None, "keep_failed": None}
+
+
+def _row(record):
+    """A record as the values of an INSERT of every column, JSON columns encoded."""
+    row = list(_COLUMN_VALUES(record))
+    for index in _JSON_INDEXES:
+        value = row[index]
+        if value is not None:
+            row[index] = orjson.dumps(value).decode()
+    return row
 TABLE = Job._meta.table_name
 #: Each timer's due column, the condition of the rows that can fire, and the partial index of exactly
 #: those rows (see ``models._add_indexes``).
@@ -167,13 +182,16 @@ class Store:
     @_after_flush
     def insert(self, specs, now):
         """Store new jobs from normalized specs; returns their records (with ``seq``)."""
-        records = [self._new_record(spec, now) for spec in specs]
+        ids = new_job_ids(len(specs))
+        records = [self._new_record(spec, now, job_id) for spec, job_id in zip(specs, ids)]
+        seq = self._last_seq
         for record in records:
-            self._last_seq += 1
-            record["seq"] = self._last_seq
-            record["rank"] = -self._last_seq if record["lifo"] else self._last_seq
+            seq += 1
+            record["seq"] = seq
+            record["rank"] = -seq if record["lifo"] else seq
+        self._last_seq = seq
         self.sequences.number(records)
-        rows = [tuple(_dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS) for r in records]
+        rows = [_row(record) for record in records]
         self._execute_many(self._insert_sql, rows)
         self._remember(records, rows)
         labels = [{"job": r["seq"], "key": k, "value": v} for r in records for k, v in r["labels"].items()]
@@ -213,23 +231,12 @@ class Store:
         return entry[0]
 
     @staticmethod
-    def _new_record(spec, now):
-        delayed = spec["run_at"] is not None
-        return {
-            "id": new_job_id(), "namespace": spec["namespace"], "queue": spec["queue"],
-            "kind": spec["kind"], "state": "delayed" if delayed else "queued", "priority": spec["priority"],
-            "payload": spec["payload"], "run_at": spec["run_at"], "attempts": 0,
-            "max_attempts": spec["max_attempts"], "backoff": spec["backoff"], "timeout": spec["timeout"],
-            "result_ttl": spec["result_ttl"], "callback_url": spec["callback_url"],
-            "unique_key": spec["unique_key"], "labels": spec["labels"], "parent": spec["parent"],
-            "origin": spec.get("origin"),
-            "result": None, "error": None, "progress": None, "logs": [], "worker": None,
-            "lease_until": None, "deadline": None, "created_at": now, "started_at": None,
-            "finished_at": None, "updated_at": now, "expires_at": None,
-            "name": spec.get("name"), "annotations": spec.get("annotations") or {}, "sequence": None,
-            "lifo": bool(spec.get("lifo")), "rank": None,
-            "keep_done": spec.get("keep_done"), "keep_failed": spec.get("keep_failed"),
-        }
+    def _new_record(spec, now, job_id):
+        record = {**NEW_RECORD, **spec}  # a normalized spec's keys are all record keys
+        record.update(id=job_id, state="queued" if spec["run_at"] is None else "delayed", logs=[], created_at=now,
+                      updated_at=now, origin=spec.get("origin"), annotations=spec.get("annotations") or {},
+                      lifo=bool(spec.get("lifo")))
+        return record
 
     # -- reads --------------------------------------------------------------------------
     @_after_flush
