@@ -55,15 +55,16 @@ def routes_with_slash(rules):
 
 def json_depth_ok(value, limit=MAX_JSON_DEPTH):
     """True when ``value`` nests arrays and objects at most ``limit`` deep."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
+    level, depth = [value], 0
+    while level:  # one level of containers at a time: no (item, depth) pair per node
+        depth += 1
         if depth > limit:
             return False
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        below = []
+        for item in level:
+            children = item.values() if type(item) is dict else item if type(item) is list else ()
+            below.extend([child for child in children if type(child) is dict or type(child) is list])
+        level = below
     return True
 
 
