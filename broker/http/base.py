@@ -55,7 +55,7 @@ def routes_with_slash(rules):
 
 def json_depth_ok(value, limit=MAX_JSON_DEPTH):
     """True when ``value`` nests arrays and objects at most ``limit`` deep."""
-    level, depth = [value], 0
+    level, depth = [value] if type(value) is dict or type(value) is list else [], 0
     while level:  # one level of containers at a time: no (item, depth) pair per node
         depth += 1
         if depth > limit:
