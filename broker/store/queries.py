@@ -126,6 +126,7 @@ class Store:
         self.param = db.param
         self._update_sql = {}
         self._pending = []  # (sql, values) of updates not yet sent, see flush()
+        self._depth = 0  # transactions and savepoints open through atomic()
         self._recent = {}  # seq -> (record, estimated size) of jobs inserted lately and not changed since
         self._recent_bytes = 0
         self._last_seq = Job.select(pw.fn.MAX(Job.seq)).scalar() or 0
@@ -155,15 +156,48 @@ class Store:
 
     @contextlib.contextmanager
     def atomic(self):
-        """A transaction (or a savepoint when one is open); pending updates are written inside it."""
+        """A transaction, or a savepoint inside one; pending updates are written inside it.
+
+        Savepoints are plain SQL (the broker opens one per client message, and Peewee's
+        cost more than the insert of a job). Queue numbers given inside are written
+        once per transaction, just before it commits.
+        """
         self.flush()
-        with self.db.atomic():
-            try:
+        if self._depth:
+            with self._savepoint():
                 yield
-                self.flush()
-            except BaseException:
-                self._pending.clear()
-                raise
+            return
+        self._depth += 1
+        try:
+            with self.db.atomic():
+                try:
+                    yield
+                    self.flush()
+                    self.sequences.flush()
+                except BaseException:
+                    self._pending.clear()
+                    self.sequences.forget_unwritten()
+                    raise
+        finally:
+            self._depth -= 1
+
+    @contextlib.contextmanager
+    def _savepoint(self):
+        name = f'"tw{self._depth}"'
+        cursor = self.db.cursor()
+        cursor.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+            self.flush()
+        except BaseException:
+            self._pending.clear()
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            cursor.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        finally:
+            self._depth -= 1
+        cursor.execute(f"RELEASE SAVEPOINT {name}")
 
     def flush(self):
         """Write the pending single-row updates, in order, runs of one shape per executemany."""
@@ -190,7 +224,7 @@ class Store:
             record["seq"] = seq
             record["rank"] = -seq if record["lifo"] else seq
         self._last_seq = seq
-        self.sequences.number(records)
+        self.sequences.number(records, deferred=self._depth > 0)
         rows = [_row(record) for record in records]
         self._execute_many(self._insert_sql, rows)
         self._remember(records, rows)

@@ -1,9 +1,10 @@
 """Per-queue job numbers: each job's ``sequence`` is 1, 2, ... within its namespace and queue.
 
 The last number given per queue is kept in ``tubeway_queue_counter``, written in the
-transaction that stores the jobs, so a number is never given twice: not after the jobs
-holding it are deleted, not across a broker restart, not to two jobs created at once.
-A number given in a transaction that rolled back is skipped, never reused.
+transaction that stores the jobs (once per queue, when it commits: see :meth:`QueueSequences.flush`),
+so a number is never given twice: not after the jobs holding it are deleted, not across a
+broker restart, not to two jobs created at once. A number given in a savepoint that rolled
+back is skipped, never reused.
 """
 from tubeway.broker.store.models import QueueCounter
 
@@ -17,6 +18,7 @@ class QueueSequences:
     def __init__(self, db):
         self.db = db
         self._last = {}
+        self._unwritten = {}  # (namespace, queue) -> last number given and not yet written
         p = db.param
         conflict = "ON CONFLICT (namespace, queue) DO UPDATE SET last = excluded.last"
         self._upsert = f'INSERT INTO "{QueueCounter._meta.table_name}" (namespace, queue, last) ' \
@@ -29,8 +31,9 @@ class QueueSequences:
             last = row.last if row is not None else 0
         return last
 
-    def number(self, records):
-        """Give each new record its ``sequence``, in order, and store the queues' new last numbers."""
+    def number(self, records, deferred=False):
+        """Give each new record its ``sequence``, in order, and store the queues' new last numbers
+        (``deferred``: at the next :meth:`flush`, which must come in the same transaction)."""
         touched = {}
         for record in records:
             key = (record["namespace"], record["queue"])
@@ -41,6 +44,19 @@ class QueueSequences:
         self._last.update(touched)
         while len(self._last) > CACHED_QUEUES:
             del self._last[next(iter(self._last))]
+        self._unwritten.update(touched)
+        if not deferred:
+            self.flush()
+
+    def flush(self):
+        """Write the last numbers given since the last flush, one row per queue."""
+        unwritten, self._unwritten = self._unwritten, {}
         cursor = self.db.cursor()
-        for (namespace, queue), last in touched.items():
+        for (namespace, queue), last in unwritten.items():
             cursor.execute(self._upsert, (namespace, queue, last))
+
+    def forget_unwritten(self):
+        """The transaction rolled back: numbers not written are read from storage again when next needed."""
+        for key in self._unwritten:
+            self._last.pop(key, None)
+        self._unwritten = {}

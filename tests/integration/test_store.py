@@ -87,6 +87,32 @@ def test_a_failed_transaction_leaves_nothing_behind(store):
     assert store.list() == []
 
 
+def test_a_savepoint_that_rolls_back_keeps_the_rest_of_its_transaction(store):
+    with store.atomic():
+        [kept] = store.insert([spec(queue="q")], NOW)
+        with pytest.raises(RuntimeError):
+            with store.atomic():
+                store.insert([spec(queue="q")], NOW)
+                store.update(kept["seq"], priority=5)
+                raise RuntimeError("boom")
+        with store.atomic():
+            [after] = store.insert([spec(queue="q")], NOW)
+    assert [r["id"] for r in store.list()] == [kept["id"], after["id"]]
+    assert store.get(kept["id"])["priority"] == 0
+    assert (kept["sequence"], after["sequence"]) == (1, 3)  # the number given in the rolled back savepoint is skipped
+
+
+def test_queue_numbers_survive_a_new_store_and_a_failed_transaction(db, store):
+    insert(store, spec(queue="q"), spec(queue="q"))
+    with pytest.raises(RuntimeError):
+        with store.atomic():
+            store.insert([spec(queue="q")], NOW)
+            raise RuntimeError("boom")
+    [next_here] = insert(store, spec(queue="q"))
+    [next_anew] = insert(Store(db), spec(queue="q"))
+    assert (next_here["sequence"], next_anew["sequence"]) == (3, 4)
+
+
 def test_list_filters_by_state_and_labels_with_a_keyset_cursor(store):
     records = insert(store, *[spec(labels={"team": "a" if i % 2 else "b", "env": "prod"}) for i in range(6)])
     page = store.list(labels={"team": "a", "env": "prod"}, limit=2)
