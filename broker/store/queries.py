@@ -8,9 +8,7 @@ dispatcher keeps in memory. The reactor wraps each batch of calls in
 import contextlib
 import functools
 import itertools
-import operator
 
-import orjson
 import peewee as pw
 
 from tubeway.core.ids import new_job_ids
@@ -18,6 +16,8 @@ from tubeway.core.job import UNENDED
 from tubeway.broker.job_filters import JobFilter
 from tubeway.broker.store import listing
 from tubeway.broker.store.models import Job, JobLabel, is_postgres
+from tubeway.broker.store.records import (COLUMNS, JSON_COLUMNS, LABELS_COLUMN, PAYLOAD_COLUMN, TABLE, dumps,
+                                          new_record, row_of, to_record)
 from tubeway.broker.store.sequences import QueueSequences
 
 # The cache of records inserted lately (see Store._remember) holds at most RECENT_LIMIT
@@ -30,7 +30,6 @@ RECENT_BYTES = 64 * 1024 * 1024
 RECORD_BYTES = 1536
 #: Most jobs one ended job's retention deletes at once (more go at the next end).
 PRUNE_BATCH = 1000
-JSON_COLUMNS = ("payload", "backoff", "labels", "result", "progress", "logs", "annotations")
 
 
 def _after_flush(method):
@@ -41,27 +40,6 @@ def _after_flush(method):
             self.flush()
         return method(self, *args, **kwargs)
     return flushed
-
-
-def _dumps(value):
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _loads(text):
-    return None if text is None else orjson.loads(text)
-
-
-def to_record(row):
-    """A row (dict of columns) as the native job record."""
-    record = dict(row)
-    for column in JSON_COLUMNS:
-        record[column] = _loads(record[column])
-    record["labels"] = record["labels"] or {}
-    record["annotations"] = record["annotations"] or {}
-    record["lifo"] = (record["rank"] or 0) < 0
-    record["logs"] = record["logs"] or []
-    record.pop("deadline", None)
-    return record
 
 
 def read_page(query_filter, now=None):
@@ -85,23 +63,6 @@ def count_jobs():
     return list(query)
 
 
-COLUMNS = tuple(Job._meta.sorted_field_names)
-PAYLOAD_COLUMN, LABELS_COLUMN = COLUMNS.index("payload"), COLUMNS.index("labels")
-_COLUMN_VALUES = operator.itemgetter(*COLUMNS)
-_JSON_INDEXES = tuple(COLUMNS.index(column) for column in JSON_COLUMNS)
-#: A new job's record before its spec, id and times are laid over it.
-NEW_RECORD = {**dict.fromkeys(COLUMNS), "attempts": 0, "lifo": False, "keep_done": None, "keep_failed": None}
-
-
-def _row(record):
-    """A record as the values of an INSERT of every column, JSON columns encoded."""
-    row = list(_COLUMN_VALUES(record))
-    for index in _JSON_INDEXES:
-        value = row[index]
-        if value is not None:
-            row[index] = orjson.dumps(value).decode()
-    return row
-TABLE = Job._meta.table_name
 #: Each timer's due column, the condition of the rows that can fire, and the partial index of exactly
 #: those rows (see ``models._add_indexes``).
 TIMER_INDEXES = {
@@ -217,7 +178,7 @@ class Store:
     def insert(self, specs, now):
         """Store new jobs from normalized specs; returns their records (with ``seq``)."""
         ids = new_job_ids(len(specs))
-        records = [self._new_record(spec, now, job_id) for spec, job_id in zip(specs, ids)]
+        records = [new_record(spec, now, job_id) for spec, job_id in zip(specs, ids)]
         seq = self._last_seq
         for record in records:
             seq += 1
@@ -225,7 +186,7 @@ class Store:
             record["rank"] = -seq if record["lifo"] else seq
         self._last_seq = seq
         self.sequences.number(records, deferred=self._depth > 0)
-        rows = [_row(record) for record in records]
+        rows = [row_of(record) for record in records]
         self._execute_many(self._insert_sql, rows)
         self._remember(records, rows)
         labels = [{"job": r["seq"], "key": k, "value": v} for r in records for k, v in r["labels"].items()]
@@ -263,14 +224,6 @@ class Store:
             return None
         self._recent_bytes -= entry[1]
         return entry[0]
-
-    @staticmethod
-    def _new_record(spec, now, job_id):
-        record = {**NEW_RECORD, **spec}  # a normalized spec's keys are all record keys
-        record.update(id=job_id, state="queued" if spec["run_at"] is None else "delayed", logs=[], created_at=now,
-                      updated_at=now, origin=spec.get("origin"), annotations=spec.get("annotations") or {},
-                      lifo=bool(spec.get("lifo")))
-        return record
 
     # -- reads --------------------------------------------------------------------------
     @_after_flush
@@ -324,7 +277,7 @@ class Store:
         merged_labels = _merged(record["labels"], labels)
         merged_annotations = _merged(record["annotations"], annotations)
         self._forget_recent(record["seq"])
-        Job.update(labels=_dumps(merged_labels), annotations=_dumps(merged_annotations), updated_at=now) \
+        Job.update(labels=dumps(merged_labels), annotations=dumps(merged_annotations), updated_at=now) \
             .where(Job.seq == record["seq"]).execute()
         if labels:
             JobLabel.delete().where((JobLabel.job == record["seq"]) & JobLabel.key.in_(list(labels))).execute()
@@ -405,7 +358,7 @@ class Store:
             assignments = ", ".join(f"{self._quote(n)} = {self.param}" for n in names)
             sql = self._update_sql[names] = \
                 f"UPDATE {self._quote(TABLE)} SET {assignments} WHERE {self._quote('seq')} = {self.param}"
-        values = [_dumps(v) if k in JSON_COLUMNS else v for k, v in columns.items()]
+        values = [dumps(v) if k in JSON_COLUMNS else v for k, v in columns.items()]
         values.append(seq)
         self._forget_recent(seq)
         self._pending.append((sql, values))
