@@ -2,7 +2,7 @@
 import pytest
 
 from tubeway.broker.store.models import open_database
-from tubeway.broker.store.queries import Store, count_jobs
+from tubeway.broker.store.queries import TIMER_INDEXES, Store, count_jobs
 from tubeway.core.job import normalize_spec
 
 pytestmark = pytest.mark.integration
@@ -211,3 +211,14 @@ def test_ready_after_puts_lifo_jobs_first_newest_first_within_a_priority(store):
     assert [k[2] for k in store.ready_after("default", "default", "noop", tuple(keys[1]), 10)] == \
         [records[i]["id"] for i in (1, 0, 2)]
     assert store.get(records[1]["id"])["lifo"] is True and store.get(records[0]["id"])["lifo"] is False
+
+
+def test_every_timer_reads_only_its_partial_index(db_url, store):
+    """Firing a timer must not walk every row of a state (SQLite chose job_ready_rank and sorted)."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the plan checked is SQLite's; PostgreSQL picks partial indexes from the literal conditions")
+    for timer, (column, condition, index) in TIMER_INDEXES.items():
+        next_sql, due_sql = store._timer_sql[timer]
+        for sql, params in ((next_sql, ()), (due_sql, (NOW, 10))):
+            plan = " ".join(row[-1] for row in store.db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+            assert f"INDEX {index}" in plan and "TEMP B-TREE" not in plan, (timer, plan)
